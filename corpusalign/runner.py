@@ -1,0 +1,449 @@
+"""The local runner: carries input records through the steps into concept-keyed shards.
+
+Vocabulary: an **input** is a file (or dataset directory) of records; a **batch** is ``batch_size``
+consecutive input records, expanded to one row per concept and language; a **step** transforms a
+batch (:mod:`corpusalign.steps.base`); a **shard** is an output Parquet file.
+
+A build runs in four stages, each resumable, all working files under ``OUTPUT/_work``:
+
+1. per batch: read -> translate -> normalise -> language-ID -> dedup signatures; quarantine the
+   records that cannot be read; stage the batch (``_work/stage1/part-N.parquet``, written last);
+2. once: find duplicates over all staged batches (``_work/duplicates.parquet``);
+3. per staged batch: attach duplicates -> select; rejected rows to ``rejected/``, kept rows to
+   hash-of-``concept_id`` buckets;
+4. per bucket: sort, cut into shards between concepts, write ``shards/``.
+
+Then ``stats.json`` and, last, ``manifest.json``. An interrupted build run again with the same
+inputs and configuration skips every finished unit and writes the same shards as an uninterrupted
+run. A lock file keeps two builds out of one output directory.
+
+Example::
+
+    result = build(load_config(src="en", tgt=("de",)), ["corpus.jsonl"], "out/")
+    result.manifest["accounting"]["ok"]  # True
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import itertools
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from corpusalign import __version__
+from corpusalign.config import BuildConfig
+from corpusalign.progress import Progress
+from corpusalign.read.formats import RawItem, list_inputs, read_all
+from corpusalign.read.records import records_to_batch
+from corpusalign.stats import RunStats, StepStats
+from corpusalign.steps.base import Step, check_wiring
+from corpusalign.steps.dedup import DUPLICATES_SCHEMA, DedupSignatureStep, find_duplicates
+from corpusalign.steps.langid import LanguageIdStep
+from corpusalign.steps.normalise import NormaliseStep
+from corpusalign.steps.select import SelectStep
+from corpusalign.steps.translate import TranslateStep
+from corpusalign.store import manifest as mf
+from corpusalign.store.files import remove_temporaries, write_json, write_parquet
+from corpusalign.store.schema import QUARANTINE_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION, SHARD_SCHEMA, TEXT_FIELDS
+from corpusalign.store.shards import QUARANTINE_DIR, REJECTED_DIR, bucket_count, bucket_of, shard_name, split_bucket
+from corpusalign.translate.base import make_translator
+
+log = logging.getLogger(__name__)
+
+WORK = "_work"
+LOCK = ".lock"
+
+
+class BuildError(RuntimeError):
+    """A build cannot start or continue; the message says what to do."""
+
+
+class AttachDuplicatesStep(Step):
+    """Adds ``dup_of`` and ``dup_kind`` from the duplicates found in stage 2 (null when unique)."""
+
+    name = "attach_duplicates"
+    reads = ("_seq",)
+    adds = ("dup_of", "dup_kind")
+
+    def __init__(self, duplicates: pl.DataFrame) -> None:
+        self.duplicates = duplicates
+
+    def process(self, batch: pl.DataFrame, stats: StepStats) -> pl.DataFrame:
+        with stats.timed(batch.height):
+            return batch.join(self.duplicates, on="_seq", how="left", maintain_order="left")
+
+
+@dataclass
+class Plan:
+    """What a build will do, resolved and checked, before any model is loaded."""
+
+    cfg: BuildConfig
+    inputs: list[Path]
+    output: Path
+    batch_steps: list[Step]
+    select_steps: list[Step]
+
+    def describe(self) -> str:
+        lines = [
+            f"corpusalign {__version__} build plan",
+            f"  source language: {self.cfg.src}; targets: {', '.join(self.cfg.tgt)}; fields: {', '.join(self.cfg.fields)}",
+            f"  inputs ({len(self.inputs)}):",
+            *(f"    {p}" for p in self.inputs[:20]),
+            *([f"    ... and {len(self.inputs) - 20} more"] if len(self.inputs) > 20 else []),
+            f"  output: {self.output}",
+            f"  stage 1, per batch of {self.cfg.batch_size} records:",
+            *(f"    {s.describe()}" for s in self.batch_steps),
+            "  stage 2: find duplicates across all batches (ids, exact text, MinHash LSH)",
+            "  stage 3, per batch:",
+            *(f"    {s.describe()}" for s in self.select_steps),
+            f"  stage 4: shards of at most {self.cfg.shards.max_rows} rows, bucketed by concept_id",
+            "  configuration:",
+            *("    " + line for line in json.dumps(self.cfg.to_dict(), indent=2).splitlines()),
+        ]
+        return "\n".join(lines)
+
+
+@dataclass
+class BuildResult:
+    output: Path
+    manifest: dict[str, Any]
+    seconds: float
+    resumed: bool
+
+
+def make_plan(cfg: BuildConfig, inputs: Sequence[str | Path], output: str | Path) -> Plan:
+    """Resolve inputs and steps and check the wiring. Raises :class:`BuildError` on a bad plan."""
+    if not inputs:
+        raise BuildError("no input given")
+    missing = [str(p) for p in inputs if not Path(p).exists()]
+    if missing:
+        raise BuildError(f"input not found: {', '.join(missing)}")
+    files = list_inputs(inputs)
+    if not files:
+        raise BuildError(f"no input files found in {', '.join(map(str, inputs))}")
+    for mem in cfg.translate.memory:
+        if not Path(mem).exists():
+            raise BuildError(f"translation memory not found: {mem}")
+    batch_steps: list[Step] = [
+        TranslateStep(make_translator(cfg), cfg),
+        NormaliseStep(cfg.normalise),
+        LanguageIdStep(cfg),
+        DedupSignatureStep(cfg),
+    ]
+    select_steps: list[Step] = [AttachDuplicatesStep(pl.DataFrame(schema=DUPLICATES_SCHEMA)), SelectStep(cfg)]
+    check_wiring([*batch_steps, *select_steps])
+    return Plan(cfg, files, Path(output), batch_steps, select_steps)
+
+
+@contextmanager
+def output_lock(output: Path) -> Iterator[None]:
+    output.mkdir(parents=True, exist_ok=True)
+    with open(output / LOCK, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildError(f"another build is writing to {output} (lock {output / LOCK}); wait for it or pick another --output") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _fingerprint(cfg: BuildConfig, inputs: Sequence[Path]) -> str:
+    parts: list[Any] = [cfg.to_dict(), SCHEMA_VERSION]
+    for p in inputs:
+        st = p.stat()
+        parts.append([str(p.resolve()), st.st_size, int(st.st_mtime)])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _batches(items: Iterator[RawItem], size: int) -> Iterator[list[RawItem]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def build(
+    cfg: BuildConfig,
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    *,
+    overwrite: bool = False,
+    keep_work: bool = False,
+    progress: bool = True,
+) -> BuildResult:
+    """Run a whole build (or finish an interrupted one) and return its manifest."""
+    plan = make_plan(cfg, inputs, output)
+    return Runner(plan, overwrite=overwrite, keep_work=keep_work, progress=progress).run()
+
+
+class Runner:
+    def __init__(self, plan: Plan, *, overwrite: bool = False, keep_work: bool = False, progress: bool = True) -> None:
+        self.plan = plan
+        self.cfg = plan.cfg
+        self.out = plan.output
+        self.work = self.out / WORK
+        self.overwrite = overwrite
+        self.keep_work = keep_work
+        self.progress = Progress(enabled=progress)
+        self.stats = RunStats()
+
+    # ----------------------------------------------------------------------------------------------
+    def run(self) -> BuildResult:
+        start = time.perf_counter()
+        with output_lock(self.out):
+            resumed = self._prepare()
+            n_batches, n_items = self._stage1()
+            duplicates = self._stage2()
+            n_buckets = self._stage3(n_batches, duplicates)
+            shards = self._stage4(n_buckets)
+            manifest = self._finish(n_batches, n_items, shards, time.perf_counter() - start)
+        return BuildResult(self.out, manifest, time.perf_counter() - start, resumed)
+
+    def _prepare(self) -> bool:
+        fingerprint = _fingerprint(self.cfg, self.plan.inputs)
+        state_path = self.work / "state.json"
+        has_output = any((self.out / d).exists() for d in (mf.MANIFEST, "shards", REJECTED_DIR, QUARANTINE_DIR, WORK))
+        if self.overwrite:
+            for d in ("shards", REJECTED_DIR, QUARANTINE_DIR, WORK):
+                shutil.rmtree(self.out / d, ignore_errors=True)
+            for f in (mf.MANIFEST, mf.STATS):
+                (self.out / f).unlink(missing_ok=True)
+        elif state_path.exists():
+            state = json.loads(state_path.read_text())
+            if state.get("fingerprint") != fingerprint:
+                raise BuildError(
+                    f"{self.out} holds an unfinished build with other inputs or configuration; "
+                    "rerun with the same ones to resume, or pass --overwrite to start again"
+                )
+            removed = remove_temporaries(self.out)
+            log.info("resuming the build in %s (%d partial files removed)", self.out, removed)
+            self.progress.note(f"Resuming the unfinished build in {self.out}")
+            return True
+        elif has_output:
+            raise BuildError(f"{self.out} already holds a corpus; pass --overwrite to replace it or pick another --output")
+        write_json({"fingerprint": fingerprint, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}, state_path)
+        return False
+
+    # ---------------------------------------------------------------- stage 1: read and score batches
+    def _stage1(self) -> tuple[int, int]:
+        stage_dir = self.work / "stage1"
+        done_path = self.work / "stage1.done.json"
+        if done_path.exists():
+            done = json.loads(done_path.read_text())
+            self._load_batch_stats(done["batches"])
+            return done["batches"], done["items"]
+        items = read_all(self.plan.inputs, self.cfg.id_field)
+        set_up = False
+        n_batches = n_items = 0
+        with self.progress.task("read, translate, normalise, language-ID", unit="records") as bar:
+            for i, chunk in enumerate(_batches(items, self.cfg.batch_size)):
+                n_batches, n_items = i + 1, n_items + len(chunk)
+                part = stage_dir / f"part-{i:06d}.parquet"
+                if part.exists():
+                    bar.advance(len(chunk))
+                    continue
+                if not set_up:
+                    for step in self.plan.batch_steps:
+                        step.setup()
+                    set_up = True
+                run = RunStats()
+                read_stats = run["read"]
+                with read_stats.timed(len(chunk)):
+                    batch, quarantined, n = records_to_batch(chunk, self.cfg, seq_start=i * self.cfg.batch_size)
+                read_stats.count("records", n)
+                read_stats.count("quarantined", len(quarantined))
+                for step in self.plan.batch_steps:
+                    batch = step.process(batch, run[step.name])
+                qpath = self.out / QUARANTINE_DIR / f"part-{i:06d}.parquet"
+                if quarantined:
+                    write_parquet(pa.Table.from_pylist(quarantined, schema=QUARANTINE_SCHEMA), qpath, QUARANTINE_SCHEMA)
+                else:
+                    qpath.unlink(missing_ok=True)
+                write_json({"items": len(chunk), "stats": run.to_dict()}, self.work / "stats" / f"stage1-{i:06d}.json")
+                staged = batch.to_arrow()
+                write_parquet(staged, part, staged.schema)
+                bar.advance(len(chunk))
+        write_json({"batches": n_batches, "items": n_items}, done_path)
+        self._load_batch_stats(n_batches)
+        return n_batches, n_items
+
+    def _load_batch_stats(self, n_batches: int) -> None:
+        for i in range(n_batches):
+            d = json.loads((self.work / "stats" / f"stage1-{i:06d}.json").read_text())
+            self.stats = self.stats.merge(RunStats.from_dict(d["stats"]))
+
+    def _staged(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.work / "stage1" / "part-*.parquet")
+
+    # ---------------------------------------------------------------- stage 2: duplicates
+    def _stage2(self) -> pl.DataFrame:
+        path = self.work / "duplicates.parquet"
+        stats_path = self.work / "stats" / "dedup.json"
+        if path.exists() and stats_path.exists():
+            self.stats.steps["dedup"] = StepStats.from_dict(json.loads(stats_path.read_text()))
+            return pl.read_parquet(path)
+        with self.progress.task("find duplicates", unit="steps", total=1) as bar:
+            staged_files = list((self.work / "stage1").glob("part-*.parquet"))
+            if staged_files:
+                sources = self._staged().filter(pl.col("lang") == self.cfg.src)
+                dups = find_duplicates(sources, self.cfg, self.stats["dedup"])
+            else:
+                dups = pl.DataFrame(schema=DUPLICATES_SCHEMA)
+            bar.advance(1)
+        write_json(self.stats["dedup"].to_dict(), stats_path)
+        table = dups.to_arrow()
+        write_parquet(table, path, table.schema)
+        return dups
+
+    # ---------------------------------------------------------------- stage 3: select and bucket
+    def _stage3(self, n_batches: int, duplicates: pl.DataFrame) -> int:
+        buckets_path = self.work / "buckets.json"
+        if buckets_path.exists():
+            n_buckets = json.loads(buckets_path.read_text())["buckets"]
+        else:
+            staged_rows = sum(s.rows for name, s in self.stats.steps.items() if name == "normalise")
+            n_buckets = bucket_count(staged_rows, self.cfg.shards)
+            write_json({"buckets": n_buckets}, buckets_path)
+        steps = [AttachDuplicatesStep(duplicates), *self.plan.select_steps[1:]]
+        with self.progress.task("select and bucket", unit="batches", total=n_batches) as bar:
+            for i in range(n_batches):
+                marker = self.work / "stats" / f"stage3-{i:06d}.json"
+                if marker.exists():
+                    self.stats = self.stats.merge(RunStats.from_dict(json.loads(marker.read_text())))
+                    bar.advance(1)
+                    continue
+                run = RunStats()
+                batch = pl.read_parquet(self.work / "stage1" / f"part-{i:06d}.parquet")
+                for step in steps:
+                    batch = step.process(batch, run[step.name])
+                rejected = batch.filter(pl.col("drop_reason").is_not_null())
+                kept = batch.filter(pl.col("drop_reason").is_null())
+                rpath = self.out / REJECTED_DIR / f"part-{i:06d}.parquet"
+                if rejected.height:
+                    write_parquet(rejected.to_arrow(), rpath, REJECTED_SCHEMA)
+                else:
+                    rpath.unlink(missing_ok=True)
+                kept = kept.with_columns(bucket_of(kept["concept_id"], n_buckets))
+                for (b,), part in kept.group_by("_bucket"):
+                    write_parquet(part.drop("_bucket").to_arrow(), self.work / "buckets" / f"b{b:05d}" / f"part-{i:06d}.parquet", SHARD_SCHEMA)
+                write_json(run.to_dict(), marker)
+                self.stats = self.stats.merge(run)
+                bar.advance(1)
+        return n_buckets
+
+    # ---------------------------------------------------------------- stage 4: shards
+    def _stage4(self, n_buckets: int) -> list[str]:
+        shards: list[str] = []
+        write_stats = self.stats["write_shards"]
+        with self.progress.task("write shards", unit="buckets", total=n_buckets) as bar:
+            for b in range(n_buckets):
+                marker = self.work / "shards" / f"b{b:05d}.json"
+                if marker.exists():
+                    shards.extend(json.loads(marker.read_text())["shards"])
+                    bar.advance(1)
+                    continue
+                bdir = self.work / "buckets" / f"b{b:05d}"
+                files = sorted(bdir.glob("part-*.parquet")) if bdir.exists() else []
+                written: list[str] = []
+                if files:
+                    rows = pl.read_parquet(files)
+                    with write_stats.timed(rows.height):
+                        for k, piece in enumerate(split_bucket(rows, self.cfg.shards)):
+                            rel = shard_name(b, k)
+                            write_parquet(piece.to_arrow(), self.out / rel, SHARD_SCHEMA)
+                            written.append(rel)
+                write_json({"shards": written}, marker)
+                shards.extend(written)
+                bar.advance(1)
+        return shards
+
+    # ---------------------------------------------------------------- manifest
+    def _finish(self, n_batches: int, n_items: int, shards: list[str], seconds: float) -> dict[str, Any]:
+        shard_entries = []
+        rows_per_lang: dict[str, int] = {}
+        concepts = 0
+        complete = 0
+        for rel in shards:
+            table = pl.read_parquet(self.out / rel, columns=["concept_id", "lang"])
+            per_lang = dict(table.group_by("lang").len().sort("lang").iter_rows())
+            n_concepts = table["concept_id"].n_unique()
+            langs_per_concept = table.group_by("concept_id").len()
+            complete += int((langs_per_concept["len"] == len(self.cfg.langs)).sum())
+            concepts += n_concepts
+            for k, v in per_lang.items():
+                rows_per_lang[k] = rows_per_lang.get(k, 0) + v
+            shard_entries.append(mf.file_entry(self.out, rel, concepts=n_concepts, rows_per_lang=per_lang))
+        rejected = [mf.file_entry(self.out, f"{REJECTED_DIR}/{p.name}") for p in sorted((self.out / REJECTED_DIR).glob("part-*.parquet"))]
+        quarantine = [mf.file_entry(self.out, f"{QUARANTINE_DIR}/{p.name}") for p in sorted((self.out / QUARANTINE_DIR).glob("part-*.parquet"))]
+        provenance: dict[str, dict[str, int]] = {}
+        if shards:
+            made_by = pl.read_parquet([self.out / rel for rel in shards], columns=["lang", "origin", "translator"])
+            made_by = made_by.with_columns(pl.format("{}:{}", "origin", pl.col("translator").fill_null("-")).alias("by"))
+            for lang, by, n in made_by.group_by("lang", "by").len().sort("lang", "by").iter_rows():
+                provenance.setdefault(lang, {})[by] = n
+        drop_reasons: dict[str, dict[str, int]] = {}
+        if rejected:
+            counts = pl.read_parquet([self.out / e["path"] for e in rejected], columns=["drop_reason", "lang"]).group_by("drop_reason", "lang").len()
+            for reason, lang, n in counts.sort("drop_reason", "lang").iter_rows():
+                drop_reasons.setdefault(reason, {})[lang] = n
+        acct = mf.accounting(
+            input_records=n_items,
+            quarantined=sum(e["rows"] for e in quarantine),
+            n_langs=len(self.cfg.langs),
+            kept_rows=sum(e["rows"] for e in shard_entries),
+            rejected_rows=sum(e["rows"] for e in rejected),
+        )
+        translators = {
+            s.translator.name: {"origin": s.translator.origin, "model": s.translator.model}
+            for s in self.plan.batch_steps
+            if isinstance(s, TranslateStep)
+        }
+        stats_doc = {"build_seconds": round(seconds, 3), "steps": self.stats.to_dict()}
+        write_json(stats_doc, self.out / mf.STATS)
+        manifest = mf.seal(
+            {
+                "format": mf.FORMAT,
+                "schema_version": SCHEMA_VERSION,
+                "corpusalign_version": __version__,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "source_language": self.cfg.src,
+                "languages": list(self.cfg.langs),
+                "fields": list(self.cfg.fields),
+                "text_fields": list(TEXT_FIELDS),
+                "config": self.cfg.to_dict(),
+                "inputs": [str(p) for p in self.plan.inputs],
+                "translators": translators,
+                "counts": {
+                    "concepts": concepts,
+                    "complete_concepts": complete,
+                    "rows": sum(rows_per_lang.values()),
+                    "rows_per_lang": dict(sorted(rows_per_lang.items())),
+                    # rows kept per language by "origin:translator" (source:-, human:tm, machine:seq2seq, ...)
+                    "provenance_per_lang": provenance,
+                },
+                "drop_reasons": drop_reasons,
+                "accounting": acct,
+                "shards": shard_entries,
+                "rejected": rejected,
+                "quarantine": quarantine,
+                "stats": mf.STATS,
+            }
+        )
+        if not acct["ok"]:
+            raise BuildError(f"accounting invariant violated, nothing lost must hold: {acct}")
+        write_json(manifest, self.out / mf.MANIFEST)
+        if not self.keep_work:
+            shutil.rmtree(self.work, ignore_errors=True)
+        return manifest

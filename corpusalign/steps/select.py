@@ -1,0 +1,117 @@
+"""The select step: the one place where thresholds turn scores into decisions.
+
+Reads the scores the earlier steps added; adds ``drop_reason`` and ``drop_detail`` (null for rows
+kept). The runner writes rows with a reason to ``rejected/``, so every dropped row can be looked up.
+
+Row reasons, first match wins:
+
+==================  ===========================================================================
+``duplicate_id``    another record earlier in the input has the same concept id but other text
+``duplicate``       the concept's normalised source text equals an earlier concept's
+``near_duplicate``  the source text is a near duplicate (MinHash LSH, Jaccard >= threshold)
+``missing_target``  no translation for this language (nothing in the input, no translator hit)
+``empty``           a text field is empty after normalisation
+``too_long``        a text field is longer than ``select.max_chars`` characters
+``wrong_language``  language ID says another language with score >= ``select.lid_min_score``,
+                    for texts of at least ``select.lid_min_chars`` characters (shorter texts are
+                    too short for reliable language ID and are not judged by it)
+==================  ===========================================================================
+
+Concept reasons, applied after the row reasons:
+
+* ``source_rejected``: the source row was rejected, so the concept has no anchor;
+* ``incomplete_concept``: with ``on_missing_language: drop_concept``, any target row was rejected;
+* ``too_few_languages``: fewer than ``min_languages`` rows of the concept would remain.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from corpusalign.config import BuildConfig
+from corpusalign.stats import StepStats
+from corpusalign.steps.base import Step
+
+ROW_REASONS = ("duplicate_id", "duplicate", "near_duplicate", "missing_target", "empty", "too_long", "wrong_language")
+CONCEPT_REASONS = ("source_rejected", "incomplete_concept", "too_few_languages")
+DROP_REASONS = ROW_REASONS + CONCEPT_REASONS
+
+
+class SelectStep(Step):
+    name = "select"
+    adds = ("drop_reason", "drop_detail")
+
+    def __init__(self, cfg: BuildConfig) -> None:
+        self.cfg = cfg
+        self.reads = ("_seq", "lang", *cfg.fields, "origin", "lid_lang", "lid_score", "dup_of", "dup_kind")
+
+    def process(self, batch: pl.DataFrame, stats: StepStats) -> pl.DataFrame:
+        s = self.cfg.select
+        fields = self.cfg.fields
+        with stats.timed(batch.height):
+            n_chars = pl.max_horizontal(pl.col(f).str.len_chars().fill_null(0) for f in fields)
+            text_chars = pl.sum_horizontal(pl.col(f).str.len_chars().fill_null(0) for f in fields)
+            any_empty = pl.any_horizontal(pl.col(f).is_null() | (pl.col(f) == "") for f in fields)
+            wrong_lang = (
+                pl.col("lid_lang").is_not_null()
+                & (pl.col("lid_lang") != pl.col("lang"))
+                & (pl.col("lid_score") >= s.lid_min_score)
+                & (text_chars >= s.lid_min_chars)
+            )
+            rules: list[tuple[str, pl.Expr, pl.Expr]] = [
+                ("duplicate_id", pl.col("dup_kind") == "duplicate_id", pl.format("id also used by an earlier record")),
+                ("duplicate", pl.col("dup_kind") == "duplicate", pl.format("same text as {}", pl.col("dup_of"))),
+                ("near_duplicate", pl.col("dup_kind") == "near_duplicate", pl.format("near duplicate of {}", pl.col("dup_of"))),
+                ("missing_target", pl.col("origin").is_null(), pl.format("no {} text in the input or the translator", pl.col("lang"))),
+                ("empty", any_empty, pl.lit("empty after normalisation")),
+                ("too_long", n_chars > s.max_chars, pl.format("{} chars > {}", n_chars, pl.lit(s.max_chars))),
+                (
+                    "wrong_language",
+                    wrong_lang,
+                    pl.format("language ID says {} ({})", pl.col("lid_lang"), pl.col("lid_score").round(3)),
+                ),
+            ]
+            reason = pl.lit(None, dtype=pl.String)
+            detail = pl.lit(None, dtype=pl.String)
+            for name, cond, why in reversed(rules):
+                hit = cond.fill_null(False)
+                reason = pl.when(hit).then(pl.lit(name)).otherwise(reason)
+                detail = pl.when(hit).then(why).otherwise(detail)
+            out = batch.with_columns(reason.alias("drop_reason"), detail.alias("drop_detail"))
+            out = self._concept_rules(out)
+            counts = out.filter(pl.col("drop_reason").is_not_null()).group_by("drop_reason", "lang").len()
+            for reason_name, lang, n in counts.iter_rows():
+                stats.count(f"{reason_name}.{lang}", n)
+            stats.count("kept", out.filter(pl.col("drop_reason").is_null()).height)
+        return out
+
+    def _concept_rules(self, out: pl.DataFrame) -> pl.DataFrame:
+        s = self.cfg.select
+        key = "_seq"  # one input record = one concept, even when two records share an id
+        src_reason = pl.col("drop_reason").filter(pl.col("lang") == self.cfg.src).first().over(key)
+        out = out.with_columns(src_reason.alias("_src_reason"))
+        out = out.with_columns(
+            pl.when(pl.col("drop_reason").is_null() & pl.col("_src_reason").is_not_null())
+            .then(pl.lit("source_rejected"))
+            .otherwise(pl.col("drop_reason"))
+            .alias("drop_reason"),
+            pl.when(pl.col("drop_reason").is_null() & pl.col("_src_reason").is_not_null())
+            .then(pl.format("source row rejected: {}", pl.col("_src_reason")))
+            .otherwise(pl.col("drop_detail"))
+            .alias("drop_detail"),
+        ).drop("_src_reason")
+        if s.on_missing_language == "drop_concept":
+            any_dropped = pl.col("drop_reason").is_not_null().any().over(key)
+            out = out.with_columns(
+                pl.when(pl.col("drop_reason").is_null() & any_dropped).then(pl.lit("incomplete_concept")).otherwise(pl.col("drop_reason")).alias("drop_reason"),
+                pl.when(pl.col("drop_reason").is_null() & any_dropped)
+                .then(pl.lit("a language of this concept was rejected"))
+                .otherwise(pl.col("drop_detail"))
+                .alias("drop_detail"),
+            )
+        kept = pl.col("drop_reason").is_null().sum().over(key)
+        few = pl.col("drop_reason").is_null() & (kept < s.min_languages)
+        return out.with_columns(
+            pl.when(few).then(pl.lit("too_few_languages")).otherwise(pl.col("drop_reason")).alias("drop_reason"),
+            pl.when(few).then(pl.format("only {} language(s) left, fewer than {}", kept, pl.lit(s.min_languages))).otherwise(pl.col("drop_detail")).alias("drop_detail"),
+        )

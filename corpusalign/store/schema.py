@@ -1,0 +1,89 @@
+"""The one explicit, versioned Arrow schema of corpusalign shards.
+
+Every language version of a concept is one row keyed by (``concept_id``, ``lang``). A concept's text
+lives in named fields; the set is fixed so that every shard has the same schema whatever the corpus:
+
+* ``text`` for plain sentences and paragraphs,
+* ``prompt`` / ``response`` for instruction data (SFT),
+* ``prompt`` / ``chosen`` / ``rejected`` for preference data (DPO, ORPO).
+
+Fields a corpus does not use are null. The writer casts every table to these schemas and refuses
+anything that does not fit; nothing is inferred from data.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+#: Text fields a concept may carry, in schema order.
+TEXT_FIELDS: tuple[str, ...] = ("text", "prompt", "response", "chosen", "rejected")
+
+#: Values of the ``origin`` column.
+ORIGINS: tuple[str, ...] = ("source", "human", "machine")
+
+_text_struct = pa.struct([pa.field(f, pa.string()) for f in TEXT_FIELDS])
+
+SHARD_SCHEMA = pa.schema(
+    [
+        pa.field("concept_id", pa.string(), nullable=False),
+        pa.field("lang", pa.string(), nullable=False),
+        *(pa.field(f, pa.string()) for f in TEXT_FIELDS),
+        # The text as read, for the fields that normalisation changed; null when nothing changed.
+        pa.field("original", _text_struct),
+        pa.field("origin", pa.string()),  # null only for a target that nothing filled
+        pa.field("translator", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_line", pa.int64(), nullable=False),
+        pa.field("lid_lang", pa.string()),
+        pa.field("lid_score", pa.float32()),
+        pa.field("dup_of", pa.string()),
+    ],
+    metadata={b"corpusalign.schema_version": str(SCHEMA_VERSION).encode()},
+)
+
+#: Rows dropped by the select step: the shard columns plus why.
+REJECTED_SCHEMA = pa.schema(
+    [
+        *SHARD_SCHEMA,
+        pa.field("drop_reason", pa.string(), nullable=False),
+        pa.field("drop_detail", pa.string()),
+    ],
+    metadata=SHARD_SCHEMA.metadata,
+)
+
+#: Input that could not be read as a record at all.
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_line", pa.int64(), nullable=False),
+        pa.field("error", pa.string(), nullable=False),
+        pa.field("raw", pa.string()),
+    ],
+    metadata=SHARD_SCHEMA.metadata,
+)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and cast ``table``'s columns to ``schema`` by name.
+
+    Raises ``ValueError`` naming the problem when a column is missing, a non-nullable column holds
+    nulls, or a cast is impossible. Extra columns are dropped (they are working columns).
+    """
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise ValueError(f"table lacks columns required by the schema: {missing}")
+    columns = []
+    for field in schema:
+        col = table.column(field.name)
+        if not col.type.equals(field.type):
+            try:
+                col = col.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ValueError(f"column {field.name!r}: cannot cast {col.type} to {field.type}") from exc
+        if not field.nullable and col.null_count:
+            raise ValueError(f"column {field.name!r} holds {col.null_count} nulls but is not nullable")
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=schema)

@@ -1,0 +1,64 @@
+"""Concept-keyed shard layout.
+
+Rows go to a bucket by a stable hash of ``concept_id`` (xxh3-64 modulo the bucket count), so every
+language version of a concept lands in the same bucket. A bucket is sorted by (``concept_id``,
+``lang``) and cut into shards of at most ``max_rows`` rows (and about ``max_bytes`` bytes of text),
+always between concepts, never inside one. Shard files are named ``shards/part-BBBBB-KKK.parquet``
+for bucket ``B`` and piece ``K``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import polars as pl
+import xxhash
+
+from corpusalign.config import ShardConfig
+from corpusalign.store.schema import TEXT_FIELDS
+
+SHARD_DIR = "shards"
+REJECTED_DIR = "rejected"
+QUARANTINE_DIR = "quarantine"
+
+
+def bucket_count(expected_rows: int, cfg: ShardConfig) -> int:
+    """Buckets for a corpus of about ``expected_rows`` rows: about one shard each."""
+    return max(1, math.ceil(expected_rows / cfg.max_rows))
+
+
+def bucket_of(concept_ids: pl.Series, n_buckets: int) -> pl.Series:
+    """Stable bucket of each concept id (same on every machine and version)."""
+    ids = concept_ids.to_list()
+    return pl.Series("_bucket", [xxhash.xxh3_64_intdigest(c.encode("utf-8")) % n_buckets for c in ids], dtype=pl.UInt32)
+
+
+def shard_name(bucket: int, piece: int) -> str:
+    return f"{SHARD_DIR}/part-{bucket:05d}-{piece:03d}.parquet"
+
+
+def split_bucket(rows: pl.DataFrame, cfg: ShardConfig) -> Iterator[pl.DataFrame]:
+    """Sort a bucket by (concept_id, lang) and cut it into shards between concepts."""
+    if rows.height == 0:
+        return
+    rows = rows.sort("concept_id", "lang")
+    sizes = rows.group_by("concept_id", maintain_order=True).agg(
+        pl.len().alias("n"),
+        pl.sum_horizontal(pl.col(f).str.len_bytes().fill_null(0) for f in TEXT_FIELDS).sum().alias("b"),
+    )
+    counts = sizes["n"].to_numpy()
+    nbytes = sizes["b"].to_numpy() + 64 * counts  # text plus a rough per-row overhead
+    piece_rows = piece_bytes = 0
+    piece_start = 0
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    for i in range(len(counts)):
+        over_rows = piece_rows + counts[i] > cfg.max_rows
+        over_bytes = cfg.max_bytes is not None and piece_bytes + nbytes[i] > cfg.max_bytes
+        if piece_rows and (over_rows or over_bytes):
+            yield rows.slice(int(offsets[piece_start]), int(offsets[i] - offsets[piece_start]))
+            piece_start, piece_rows, piece_bytes = i, 0, 0
+        piece_rows += int(counts[i])
+        piece_bytes += int(nbytes[i])
+    yield rows.slice(int(offsets[piece_start]), int(offsets[len(counts)] - offsets[piece_start]))

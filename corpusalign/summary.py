@@ -1,0 +1,68 @@
+"""Terminal summaries of a build: counts per language, provenance, drop reasons, samples."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+
+def print_build_summary(manifest: dict[str, Any], root: str | Path, seconds: float | None, console: Console) -> None:
+    counts = manifest["counts"]
+    acct = manifest["accounting"]
+    langs = manifest["languages"]
+    drops = manifest.get("drop_reasons", {})
+    table = Table(title=f"corpus in {root}", title_justify="left")
+    table.add_column("language")
+    table.add_column("kept rows", justify="right")
+    table.add_column("made by (origin:translator)")
+    table.add_column("rejected", justify="right")
+    table.add_column("top reasons")
+    for lang in langs:
+        rejected = {r: v[lang] for r, v in drops.items() if lang in v}
+        made_by = counts.get("provenance_per_lang", {}).get(lang, {})
+        table.add_row(
+            lang + (" (source)" if lang == manifest["source_language"] else ""),
+            f"{counts['rows_per_lang'].get(lang, 0):,}",
+            ", ".join(f"{k} {v:,}" for k, v in made_by.items()) or "-",
+            f"{sum(rejected.values()):,}",
+            ", ".join(f"{r} {n:,}" for r, n in sorted(rejected.items(), key=lambda kv: -kv[1])[:3]) or "-",
+        )
+    console.print(table)
+    console.print(
+        f"concepts kept: {counts['concepts']:,} ({counts['complete_concepts']:,} with every language) in "
+        f"{len(manifest['shards'])} shard(s); input records: {acct['input_records']:,}; quarantined: {acct['quarantined_rows']:,}"
+    )
+    check = "[green]holds[/green]" if acct["ok"] else "[red]VIOLATED[/red]"
+    console.print(
+        f"accounting {check}: input rows {acct['input_rows']:,} = kept {acct['kept_rows']:,} + rejected "
+        f"{acct['rejected_rows']:,} + quarantined {acct['quarantined_rows']:,}"
+    )
+    if seconds is not None:
+        console.print(f"built in {seconds:.1f} s. Next: corpusalign validate {root}  |  corpusalign inspect {root}")
+
+
+def print_samples(manifest: dict[str, Any], root: str | Path, n: int, seed: int, console: Console) -> None:
+    if n <= 0 or not manifest["shards"]:
+        return
+    root = Path(root)
+    rng = random.Random(seed)
+    shard = rng.choice(manifest["shards"])
+    rows = pl.read_parquet(root / shard["path"])
+    ids = rows["concept_id"].unique(maintain_order=True).to_list()
+    fields = manifest.get("fields", ["text"])
+    for cid in rng.sample(ids, min(n, len(ids))):
+        table = Table(title=f"concept {cid}", title_justify="left", show_lines=True)
+        table.add_column("lang")
+        for f in fields:
+            table.add_column(f)
+        table.add_column("origin")
+        table.add_column("lid")
+        for row in rows.filter(pl.col("concept_id") == cid).iter_rows(named=True):
+            lid = f"{row['lid_lang']} {row['lid_score']:.2f}" if row["lid_lang"] else "-"
+            table.add_row(row["lang"], *((row[f] or "")[:300] for f in fields), f"{row['origin']}:{row['translator'] or '-'}", lid)
+        console.print(table)

@@ -1,0 +1,5 @@
+"""Translators: backends that fill the target languages a record lacks."""
+
+from corpusalign.translate.base import Translator, make_translator
+
+__all__ = ["Translator", "make_translator"]
