@@ -39,7 +39,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+    version: Annotated[
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details to stderr.")] = False,
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -55,15 +57,26 @@ def build(
     tgt: Annotated[str | None, typer.Option(help="Target languages, comma-separated. [default: de,ja,sw]")] = None,
     input: Annotated[
         list[Path] | None,
-        typer.Option("--input", "-i", help="Input file or directory (JSONL, CSV/TSV, Parquet, TMX, HF dataset). Repeatable. [default: bundled sample]"),
+        typer.Option(
+            "--input",
+            "-i",
+            help="Input file or directory (JSONL, CSV/TSV, Parquet, TMX, HF dataset). Repeatable. [default: bundled sample]",
+        ),
     ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory for shards and manifest.")] = Path("corpus"),
-    translator: Annotated[str | None, typer.Option(help="Translator for missing targets: tm (import existing translations).")] = None,
-    memory: Annotated[
-        list[Path] | None, typer.Option("--memory", "-m", help="Translation memory for the tm translator (TMX, TSV/CSV, JSONL). Repeatable.")
+    translator: Annotated[
+        str | None, typer.Option(help="Translator for missing targets: tm (import existing translations).")
     ] = None,
-    fields: Annotated[str | None, typer.Option(help="Text fields, comma-separated: text | prompt,response | prompt,chosen,rejected.")] = None,
-    pipeline: Annotated[Path | None, typer.Option("--pipeline", "-p", help="Pipeline parameter file (YAML), e.g. pipelines/default.yaml.")] = None,
+    memory: Annotated[
+        list[Path] | None,
+        typer.Option("--memory", "-m", help="Translation memory for the tm translator (TMX, TSV/CSV, JSONL). Repeatable."),
+    ] = None,
+    fields: Annotated[
+        str | None, typer.Option(help="Text fields, comma-separated: text | prompt,response | prompt,chosen,rejected.")
+    ] = None,
+    pipeline: Annotated[
+        Path | None, typer.Option("--pipeline", "-p", help="Pipeline parameter file (YAML), e.g. pipelines/default.yaml.")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Input records per batch.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing corpus in --output.")] = False,
     keep_work: Annotated[bool, typer.Option(help="Keep the working files (_work/) after a successful build.")] = False,

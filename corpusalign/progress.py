@@ -34,6 +34,13 @@ class Progress:
         if not self.enabled:
             yield _Bar(None, None)
             return
-        columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn()]
+        columns = [
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            TimeElapsedColumn(),
+        ]
         with _RichProgress(*columns, console=self.console, transient=False) as progress:
             yield _Bar(progress, progress.add_task(description, total=total))

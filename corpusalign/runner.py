@@ -154,7 +154,9 @@ def output_lock(output: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise BuildError(f"another build is writing to {output} (lock {output / LOCK}); wait for it or pick another --output") from None
+            raise BuildError(
+                f"another build is writing to {output} (lock {output / LOCK}); wait for it or pick another --output"
+            ) from None
         try:
             yield
         finally:
@@ -337,7 +339,11 @@ class Runner:
                     rpath.unlink(missing_ok=True)
                 kept = kept.with_columns(bucket_of(kept["concept_id"], n_buckets))
                 for (b,), part in kept.group_by("_bucket"):
-                    write_parquet(part.drop("_bucket").to_arrow(), self.work / "buckets" / f"b{b:05d}" / f"part-{i:06d}.parquet", SHARD_SCHEMA)
+                    write_parquet(
+                        part.drop("_bucket").to_arrow(),
+                        self.work / "buckets" / f"b{b:05d}" / f"part-{i:06d}.parquet",
+                        SHARD_SCHEMA,
+                    )
                 write_json(run.to_dict(), marker)
                 self.stats = self.stats.merge(run)
                 bar.advance(1)
@@ -385,8 +391,13 @@ class Runner:
             for k, v in per_lang.items():
                 rows_per_lang[k] = rows_per_lang.get(k, 0) + v
             shard_entries.append(mf.file_entry(self.out, rel, concepts=n_concepts, rows_per_lang=per_lang))
-        rejected = [mf.file_entry(self.out, f"{REJECTED_DIR}/{p.name}") for p in sorted((self.out / REJECTED_DIR).glob("part-*.parquet"))]
-        quarantine = [mf.file_entry(self.out, f"{QUARANTINE_DIR}/{p.name}") for p in sorted((self.out / QUARANTINE_DIR).glob("part-*.parquet"))]
+        rejected = [
+            mf.file_entry(self.out, f"{REJECTED_DIR}/{p.name}") for p in sorted((self.out / REJECTED_DIR).glob("part-*.parquet"))
+        ]
+        quarantine = [
+            mf.file_entry(self.out, f"{QUARANTINE_DIR}/{p.name}")
+            for p in sorted((self.out / QUARANTINE_DIR).glob("part-*.parquet"))
+        ]
         provenance: dict[str, dict[str, int]] = {}
         if shards:
             made_by = pl.read_parquet([self.out / rel for rel in shards], columns=["lang", "origin", "translator"])
@@ -395,7 +406,11 @@ class Runner:
                 provenance.setdefault(lang, {})[by] = n
         drop_reasons: dict[str, dict[str, int]] = {}
         if rejected:
-            counts = pl.read_parquet([self.out / e["path"] for e in rejected], columns=["drop_reason", "lang"]).group_by("drop_reason", "lang").len()
+            counts = (
+                pl.read_parquet([self.out / e["path"] for e in rejected], columns=["drop_reason", "lang"])
+                .group_by("drop_reason", "lang")
+                .len()
+            )
             for reason, lang, n in counts.sort("drop_reason", "lang").iter_rows():
                 drop_reasons.setdefault(reason, {})[lang] = n
         acct = mf.accounting(

@@ -64,5 +64,7 @@ def print_samples(manifest: dict[str, Any], root: str | Path, n: int, seed: int,
         table.add_column("lid")
         for row in rows.filter(pl.col("concept_id") == cid).iter_rows(named=True):
             lid = f"{row['lid_lang']} {row['lid_score']:.2f}" if row["lid_lang"] else "-"
-            table.add_row(row["lang"], *((row[f] or "")[:300] for f in fields), f"{row['origin']}:{row['translator'] or '-'}", lid)
+            table.add_row(
+                row["lang"], *((row[f] or "")[:300] for f in fields), f"{row['origin']}:{row['translator'] or '-'}", lid
+            )
         console.print(table)

@@ -168,9 +168,7 @@ def read_tmx(path: Path, id_field: str | None = "concept_id") -> Iterator[RawIte
 
     name = str(path)
     try:
-        context = etree.iterparse(
-            str(path), events=("end",), tag="tu", resolve_entities=False, no_network=True, huge_tree=False
-        )
+        context = etree.iterparse(str(path), events=("end",), tag="tu", resolve_entities=False, no_network=True, huge_tree=False)
         for _, tu in context:
             record: dict[str, Any] = {}
             tuid = tu.get("tuid")

@@ -83,7 +83,9 @@ def extract(record: dict[str, Any], cfg: BuildConfig) -> tuple[str | None, dict[
     return concept_id, per_lang
 
 
-def records_to_batch(items: Iterable[RawItem], cfg: BuildConfig, seq_start: int) -> tuple[pl.DataFrame, list[dict[str, Any]], int]:
+def records_to_batch(
+    items: Iterable[RawItem], cfg: BuildConfig, seq_start: int
+) -> tuple[pl.DataFrame, list[dict[str, Any]], int]:
     """Rows for the records of ``items`` and quarantine entries for the rest.
 
     Returns ``(batch, quarantined, n_items)``; ``_seq`` numbers the input items from ``seq_start``.
@@ -144,9 +146,7 @@ def derive_concept_ids(batch: pl.DataFrame, cfg: BuildConfig) -> pl.DataFrame:
     if batch.height == 0 or batch["concept_id"].null_count() == 0:
         return batch
     src = batch.filter((pl.col("lang") == cfg.src) & pl.col("concept_id").is_null())
-    norm = src.select(
-        "_seq", *(normalise_expr(pl.col(f), cfg.normalise).fill_null("").alias(f) for f in cfg.fields)
-    )
+    norm = src.select("_seq", *(normalise_expr(pl.col(f), cfg.normalise).fill_null("").alias(f) for f in cfg.fields))
     ids = []
     for row in norm.iter_rows():
         key = "\x1f".join([ID_RECIPE, cfg.src, *(f"{f}={v}" for f, v in zip(cfg.fields, row[1:], strict=True))])

@@ -144,7 +144,10 @@ def find_duplicates(sources: pl.LazyFrame, cfg: BuildConfig, stats: StepStats | 
         by_id = by_id.join(rep_key, on="_rep").select(
             "_seq",
             pl.col("concept_id").alias("dup_of"),
-            pl.when(pl.col("dedup_key") == pl.col("_rep_key")).then(pl.lit("duplicate")).otherwise(pl.lit("duplicate_id")).alias("dup_kind"),
+            pl.when(pl.col("dedup_key") == pl.col("_rep_key"))
+            .then(pl.lit("duplicate"))
+            .otherwise(pl.lit("duplicate_id"))
+            .alias("dup_kind"),
         )
         found.append(by_id)
         remaining = base.join(by_id.select("_seq"), on="_seq", how="anti")
@@ -152,9 +155,9 @@ def find_duplicates(sources: pl.LazyFrame, cfg: BuildConfig, stats: StepStats | 
         if d.exact:
             first_by_key = remaining.group_by("dedup_key").agg(pl.col("_seq").min().alias("_rep"))
             exact = remaining.join(first_by_key, on="dedup_key").filter(pl.col("_seq") != pl.col("_rep"))
-            exact = exact.join(remaining.select(pl.col("_seq").alias("_rep"), pl.col("concept_id").alias("dup_of")), on="_rep").select(
-                "_seq", "dup_of", pl.lit("duplicate").alias("dup_kind")
-            )
+            exact = exact.join(
+                remaining.select(pl.col("_seq").alias("_rep"), pl.col("concept_id").alias("dup_of")), on="_rep"
+            ).select("_seq", "dup_of", pl.lit("duplicate").alias("dup_kind"))
             found.append(exact)
             remaining = remaining.join(exact.select("_seq"), on="_seq", how="anti")
         # 3. Near duplicates: candidate pairs from LSH bands, confirmed by exact Jaccard.

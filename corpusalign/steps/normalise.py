@@ -29,11 +29,7 @@ def normalise_expr(expr: pl.Expr, cfg: NormaliseConfig) -> pl.Expr:
     if cfg.strip_control:
         e = e.str.replace_all(_CONTROL, "")
     if cfg.collapse_whitespace:
-        e = (
-            e.str.replace_all(r"[^\S\n]+", " ")
-            .str.replace_all(r" ?\n ?", "\n")
-            .str.replace_all(r"\n{3,}", "\n\n")
-        )
+        e = e.str.replace_all(r"[^\S\n]+", " ").str.replace_all(r" ?\n ?", "\n").str.replace_all(r"\n{3,}", "\n\n")
     return e.str.strip_chars()
 
 
@@ -47,9 +43,7 @@ class NormaliseStep(Step):
 
     def process(self, batch: pl.DataFrame, stats: StepStats) -> pl.DataFrame:
         with stats.timed(batch.height):
-            normalised = batch.select(
-                *(normalise_expr(pl.col(f), self.cfg).alias(f"_n_{f}") for f in TEXT_FIELDS)
-            )
+            normalised = batch.select(*(normalise_expr(pl.col(f), self.cfg).alias(f"_n_{f}") for f in TEXT_FIELDS))
             changed = {f: (batch[f] != normalised[f"_n_{f}"]).fill_null(False) for f in TEXT_FIELDS}
             any_changed = pl.Series([False] * batch.height)
             for f in TEXT_FIELDS:

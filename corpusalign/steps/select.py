@@ -62,7 +62,11 @@ class SelectStep(Step):
                 ("duplicate_id", pl.col("dup_kind") == "duplicate_id", pl.format("id also used by an earlier record")),
                 ("duplicate", pl.col("dup_kind") == "duplicate", pl.format("same text as {}", pl.col("dup_of"))),
                 ("near_duplicate", pl.col("dup_kind") == "near_duplicate", pl.format("near duplicate of {}", pl.col("dup_of"))),
-                ("missing_target", pl.col("origin").is_null(), pl.format("no {} text in the input or the translator", pl.col("lang"))),
+                (
+                    "missing_target",
+                    pl.col("origin").is_null(),
+                    pl.format("no {} text in the input or the translator", pl.col("lang")),
+                ),
                 ("empty", any_empty, pl.lit("empty after normalisation")),
                 ("too_long", n_chars > s.max_chars, pl.format("{} chars > {}", n_chars, pl.lit(s.max_chars))),
                 (
@@ -103,7 +107,10 @@ class SelectStep(Step):
         if s.on_missing_language == "drop_concept":
             any_dropped = pl.col("drop_reason").is_not_null().any().over(key)
             out = out.with_columns(
-                pl.when(pl.col("drop_reason").is_null() & any_dropped).then(pl.lit("incomplete_concept")).otherwise(pl.col("drop_reason")).alias("drop_reason"),
+                pl.when(pl.col("drop_reason").is_null() & any_dropped)
+                .then(pl.lit("incomplete_concept"))
+                .otherwise(pl.col("drop_reason"))
+                .alias("drop_reason"),
                 pl.when(pl.col("drop_reason").is_null() & any_dropped)
                 .then(pl.lit("a language of this concept was rejected"))
                 .otherwise(pl.col("drop_detail"))
@@ -113,5 +120,8 @@ class SelectStep(Step):
         few = pl.col("drop_reason").is_null() & (kept < s.min_languages)
         return out.with_columns(
             pl.when(few).then(pl.lit("too_few_languages")).otherwise(pl.col("drop_reason")).alias("drop_reason"),
-            pl.when(few).then(pl.format("only {} language(s) left, fewer than {}", kept, pl.lit(s.min_languages))).otherwise(pl.col("drop_detail")).alias("drop_detail"),
+            pl.when(few)
+            .then(pl.format("only {} language(s) left, fewer than {}", kept, pl.lit(s.min_languages)))
+            .otherwise(pl.col("drop_detail"))
+            .alias("drop_detail"),
         )

@@ -38,7 +38,9 @@ class TranslateStep(Step):
         with stats.timed(missing.height):
             if missing.height == 0:
                 return batch
-            sources = batch.filter(pl.col("lang") == self.cfg.src).select("_seq", *(pl.col(f).alias(f"_src_{f}") for f in self.cfg.fields))
+            sources = batch.filter(pl.col("lang") == self.cfg.src).select(
+                "_seq", *(pl.col(f).alias(f"_src_{f}") for f in self.cfg.fields)
+            )
             todo = missing.select("_seq", "lang").join(sources, on="_seq", how="inner", maintain_order="left")
             filled: list[pl.DataFrame] = []
             for (lang,), part in todo.group_by("lang", maintain_order=True):
@@ -47,7 +49,9 @@ class TranslateStep(Step):
                     unique = part[f"_src_{f}"].unique(maintain_order=True)
                     out = self.translator.translate(unique.to_list(), self.cfg.src, str(lang))
                     mapping = pl.DataFrame({"s": unique, "t": pl.Series(out, dtype=pl.String)})
-                    cols[f"_new_{f}"] = part.select(pl.col(f"_src_{f}").alias("s")).join(mapping, on="s", how="left", maintain_order="left")["t"]
+                    cols[f"_new_{f}"] = part.select(pl.col(f"_src_{f}").alias("s")).join(
+                        mapping, on="s", how="left", maintain_order="left"
+                    )["t"]
                 filled.append(pl.DataFrame(cols))
             new = pl.concat(filled).filter(pl.all_horizontal(pl.col(f"_new_{f}").is_not_null() for f in self.cfg.fields))
             stats.count("requested", todo.height)
@@ -60,5 +64,8 @@ class TranslateStep(Step):
             )
             out = batch.join(new, on=["_seq", "lang"], how="left", maintain_order="left")
             hit = pl.col("_new_origin").is_not_null()
-            updates = [pl.when(hit).then(pl.col(f"_new_{c}")).otherwise(pl.col(c)).alias(c) for c in (*self.cfg.fields, "origin", "translator", "model")]
+            updates = [
+                pl.when(hit).then(pl.col(f"_new_{c}")).otherwise(pl.col(c)).alias(c)
+                for c in (*self.cfg.fields, "origin", "translator", "model")
+            ]
             return out.with_columns(updates).drop([c for c in out.columns if c.startswith("_new_")])

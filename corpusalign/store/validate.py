@@ -72,7 +72,11 @@ def validate(root: str | Path) -> list[str]:
         problems.append(f"schema version {m.get('schema_version')} is not the supported version {SCHEMA_VERSION}")
         return problems
 
-    sets = [("shards", SHARD_DIR, SHARD_SCHEMA), ("rejected", REJECTED_DIR, REJECTED_SCHEMA), ("quarantine", QUARANTINE_DIR, QUARANTINE_SCHEMA)]
+    sets = [
+        ("shards", SHARD_DIR, SHARD_SCHEMA),
+        ("rejected", REJECTED_DIR, REJECTED_SCHEMA),
+        ("quarantine", QUARANTINE_DIR, QUARANTINE_SCHEMA),
+    ]
     good: dict[str, list[Path]] = {}
     for key, folder, schema in sets:
         entries = m.get(key, [])

@@ -53,11 +53,18 @@ class MemoryTranslator(Translator):
                     src_col.append(source)
                     lang_col.append(lang)
                     tgt_col.append(target)
-        memory = pl.DataFrame({"src": src_col, "lang": lang_col, "tgt": tgt_col}, schema=dict.fromkeys(("src", "lang", "tgt"), pl.String))
+        memory = pl.DataFrame(
+            {"src": src_col, "lang": lang_col, "tgt": tgt_col}, schema=dict.fromkeys(("src", "lang", "tgt"), pl.String)
+        )
         memory = memory.with_columns(normalise_expr(pl.col("src"), self.cfg.normalise).alias("key"))
         self._memory = memory.unique(subset=["key", "lang"], keep="first", maintain_order=True).select("key", "lang", "tgt")
         if self.paths:
-            log.info("translation memory: %d segments from %d file(s), %d unreadable entries", self._memory.height, len(self.paths), self.unreadable)
+            log.info(
+                "translation memory: %d segments from %d file(s), %d unreadable entries",
+                self._memory.height,
+                len(self.paths),
+                self.unreadable,
+            )
 
     def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[str | None]:
         self.setup()
