@@ -180,6 +180,18 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
+def _check_type(value: Any, hint: Any, path: str) -> None:
+    allowed = tuple(a for a in getattr(hint, "__args__", (hint,)) if a in (int, float, bool, str, type(None)))
+    if not allowed or getattr(hint, "__origin__", None) is Literal:
+        return
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return
+    ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+    if not ok:
+        names = " or ".join("null" if a is type(None) else a.__name__ for a in allowed)
+        raise ConfigError(f"{path}: expected {names}, got {type(value).__name__} {value!r}")
+
+
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
@@ -201,6 +213,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
                 raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
             kwargs[name] = tuple(value)
         else:
+            _check_type(value, hint, path)
             kwargs[name] = value
     try:
         return cls(**kwargs)
