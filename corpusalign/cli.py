@@ -128,7 +128,7 @@ def build(
     if not quiet:
         from corpusalign.summary import print_build_summary
 
-        print_build_summary(result.manifest, result.output, result.seconds, console)
+        print_build_summary(result.manifest, result.output, None if result.up_to_date else result.seconds, console)
 
 
 @app.command()

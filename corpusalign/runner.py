@@ -121,6 +121,7 @@ class BuildResult:
     manifest: dict[str, Any]
     seconds: float
     resumed: bool
+    up_to_date: bool = False
 
 
 def make_plan(cfg: BuildConfig, inputs: Sequence[str | Path], output: str | Path) -> Plan:
@@ -200,11 +201,16 @@ class Runner:
         self.keep_work = keep_work
         self.progress = Progress(enabled=progress)
         self.stats = RunStats()
+        self.fingerprint = _fingerprint(self.cfg, self.plan.inputs)
 
     # ----------------------------------------------------------------------------------------------
     def run(self) -> BuildResult:
         start = time.perf_counter()
         with output_lock(self.out):
+            done = self._up_to_date()
+            if done is not None:
+                self.progress.note(f"{self.out} is up to date: same inputs and configuration as its manifest")
+                return BuildResult(self.out, done, time.perf_counter() - start, resumed=False, up_to_date=True)
             resumed = self._prepare()
             n_batches, n_items = self._stage1()
             duplicates = self._stage2()
@@ -213,8 +219,18 @@ class Runner:
             manifest = self._finish(n_batches, n_items, shards, time.perf_counter() - start)
         return BuildResult(self.out, manifest, time.perf_counter() - start, resumed)
 
+    def _up_to_date(self) -> dict[str, Any] | None:
+        """The existing manifest, if it was built from these very inputs and configuration."""
+        if self.overwrite or not (self.out / mf.MANIFEST).exists():
+            return None
+        try:
+            manifest = mf.read_manifest(self.out)
+        except ValueError:
+            return None
+        return manifest if manifest.get("build_fingerprint") == self.fingerprint else None
+
     def _prepare(self) -> bool:
-        fingerprint = _fingerprint(self.cfg, self.plan.inputs)
+        fingerprint = self.fingerprint
         state_path = self.work / "state.json"
         has_output = any((self.out / d).exists() for d in (mf.MANIFEST, "shards", REJECTED_DIR, QUARANTINE_DIR, WORK))
         if self.overwrite:
@@ -439,6 +455,7 @@ class Runner:
                 "text_fields": list(TEXT_FIELDS),
                 "config": self.cfg.to_dict(),
                 "inputs": [str(p) for p in self.plan.inputs],
+                "build_fingerprint": self.fingerprint,  # config, schema version, input paths, sizes, mtimes
                 "translators": translators,
                 "counts": {
                     "concepts": concepts,
