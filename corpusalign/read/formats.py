@@ -16,6 +16,7 @@ than ``max_line_bytes`` is skipped in chunks and quarantined.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -32,6 +33,19 @@ from corpusalign.extras import require
 MAX_LINE_BYTES = 1 << 20
 _RAW_PREVIEW = 500
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+#: TMX inline elements that hold native formatting codes, not text (TMX 1.4, section 3.7).
+_TMX_CODES = frozenset({"bpt", "ept", "it", "ph", "ut"})
+_UNDECODABLE = "corpusalign.undecodable"
+
+
+def _mark_undecodable(exc: UnicodeError) -> tuple[str, int]:
+    """Decode error handler: each undecodable byte becomes a lone surrogate, which marks the line bad."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return "".join(chr(0xDC00 + b) for b in exc.object[exc.start : exc.end]), exc.end
+
+
+codecs.register_error(_UNDECODABLE, _mark_undecodable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +62,8 @@ class RawItem:
 def _preview(raw: bytes | str) -> str:
     if isinstance(raw, bytes):
         raw = raw[: _RAW_PREVIEW * 4].decode("utf-8", errors="backslashreplace")
-    return raw[:_RAW_PREVIEW]
+    # lone surrogates (undecodable input) cannot be stored as UTF-8: write them as escapes
+    return raw[:_RAW_PREVIEW].encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 def read_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[RawItem]:
@@ -57,7 +72,8 @@ def read_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Raw
         head = f.read(4)
         f.seek(0)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-            yield from _read_jsonl_text(name, io.TextIOWrapper(f, encoding="utf-16", errors="surrogateescape"))
+            text_file = io.TextIOWrapper(f, encoding="utf-16", errors=_UNDECODABLE)
+            yield from _read_jsonl_text(name, text_file, max_line_bytes)
             return
         if head.startswith(b"\xef\xbb\xbf"):
             f.seek(3)
@@ -83,8 +99,20 @@ def read_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Raw
             yield _parse_json_line(name, lineno, text)
 
 
-def _read_jsonl_text(name: str, f: io.TextIOWrapper) -> Iterator[RawItem]:
-    for lineno, text in enumerate(f, start=1):
+def _read_jsonl_text(name: str, f: io.TextIOWrapper, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[RawItem]:
+    max_chars = max(1, max_line_bytes // 2)  # UTF-16: at least two bytes per character
+    lineno = 0
+    while True:
+        text = f.readline(max_chars + 1)
+        if not text:
+            break
+        lineno += 1
+        if len(text) > max_chars and not text.endswith("\n"):
+            preview = text
+            while text and not text.endswith("\n"):  # skip the rest of the oversized line
+                text = f.readline(max_chars)
+            yield RawItem(name, lineno, None, f"line longer than {max_line_bytes} bytes", _preview(preview))
+            continue
         if not text.strip():
             continue
         if _has_surrogates(text):
@@ -104,7 +132,7 @@ def _parse_json_line(name: str, lineno: int, text: str) -> RawItem:
 
 
 def _has_surrogates(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
 def read_csv(path: Path, delimiter: str | None = None) -> Iterator[RawItem]:
@@ -112,7 +140,7 @@ def read_csv(path: Path, delimiter: str | None = None) -> Iterator[RawItem]:
     if delimiter is None:
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter)
+        reader = csv.reader(f, delimiter=delimiter, strict=True)  # bad quoting is an error, not mangled text
         try:
             header = next(reader)
         except StopIteration:
@@ -162,6 +190,16 @@ def _tmx_lang(code: str) -> str:
     return code.strip().replace("_", "-").split("-")[0].lower()
 
 
+def _seg_text(el: Any) -> str:
+    """Text of a ``<seg>``: its text and ``<hi>``/``<sub>`` content, without the native codes."""
+    parts = [el.text or ""]
+    for child in el:
+        if isinstance(child.tag, str) and child.tag not in _TMX_CODES:
+            parts.append(_seg_text(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
 def read_tmx(path: Path, id_field: str | None = "concept_id") -> Iterator[RawItem]:
     """Translation units (``<tu>``) as records ``{lang: text}``; ``tuid`` becomes the concept id."""
     from lxml import etree
@@ -184,7 +222,7 @@ def read_tmx(path: Path, id_field: str | None = "concept_id") -> Iterator[RawIte
                 lang = _tmx_lang(code)
                 if lang in record:
                     problem = f"two segments for language {lang!r}"
-                record[lang] = "".join(seg.itertext())
+                record[lang] = _seg_text(seg)
             line = tu.sourceline or 0
             if problem:
                 yield RawItem(name, line, None, f"invalid TMX unit: {problem}", _preview(etree.tostring(tu)))
@@ -254,7 +292,10 @@ def read_path(path: Path, id_field: str | None = "concept_id") -> Iterator[RawIt
         yield RawItem(str(path), 0, None, "input does not exist")
         return
     if path.is_dir():
-        yield from read_hf(path)
+        try:
+            yield from read_hf(path)
+        except OSError as exc:  # not a dataset directory, or its files are missing
+            yield RawItem(str(path), 0, None, f"unreadable dataset directory: {exc}")
         return
     if not os.access(path, os.R_OK):
         yield RawItem(str(path), 0, None, "input file is not readable (permission denied)")

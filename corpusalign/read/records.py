@@ -72,6 +72,8 @@ def extract(record: dict[str, Any], cfg: BuildConfig) -> tuple[str | None, dict[
             for f, v in values.items():
                 if v is not None and not isinstance(v, str):
                     raise RecordError(f"{lang}.{f} must be a string, got {type(v).__name__}")
+            if lang != cfg.src and all(v is None or not v.strip() for v in values.values()):
+                values = None  # a blank target (an empty CSV cell) is missing: the translator may fill it
         per_lang[lang] = values
     source = per_lang[cfg.src]
     if source is None:

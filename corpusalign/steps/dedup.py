@@ -89,9 +89,15 @@ class DedupSignatureStep(Step):
         src = batch.filter(is_src)
         with stats.timed(src.height):
             texts = src.select(dedup_text_expr(self.cfg.fields))[:, 0].to_list()
-            exact = [xxhash.xxh3_64_intdigest(t.encode("utf-8")) for t in texts]
+            # a source with an empty field is no concept (select rejects it as "empty"): it duplicates nothing
+            empty = src.select(pl.any_horizontal(pl.col(f).is_null() | (pl.col(f) == "") for f in self.cfg.fields))[:, 0]
+            exact = [None if e else xxhash.xxh3_64_intdigest(t.encode("utf-8")) for t, e in zip(texts, empty, strict=True)]
             d = self.cfg.dedup
-            long_enough = [i for i, t in enumerate(texts) if len(t) >= d.near_min_chars] if d.near else []
+            long_enough = (
+                [i for i, (t, e) in enumerate(zip(texts, empty, strict=True)) if not e and len(t) >= d.near_min_chars]
+                if d.near
+                else []
+            )
             rows: list[list[int] | None] = [None] * len(texts)
             if long_enough:
                 keys = minhash_band_keys([texts[i] for i in long_enough], d)
@@ -153,8 +159,9 @@ def find_duplicates(sources: pl.LazyFrame, cfg: BuildConfig, stats: StepStats | 
         remaining = base.join(by_id.select("_seq"), on="_seq", how="anti")
         # 2. Exact duplicates of the normalised, casefolded text.
         if d.exact:
-            first_by_key = remaining.group_by("dedup_key").agg(pl.col("_seq").min().alias("_rep"))
-            exact = remaining.join(first_by_key, on="dedup_key").filter(pl.col("_seq") != pl.col("_rep"))
+            keyed = remaining.filter(pl.col("dedup_key").is_not_null())
+            first_by_key = keyed.group_by("dedup_key").agg(pl.col("_seq").min().alias("_rep"))
+            exact = keyed.join(first_by_key, on="dedup_key").filter(pl.col("_seq") != pl.col("_rep"))
             exact = exact.join(
                 remaining.select(pl.col("_seq").alias("_rep"), pl.col("concept_id").alias("dup_of")), on="_rep"
             ).select("_seq", "dup_of", pl.lit("duplicate").alias("dup_kind"))

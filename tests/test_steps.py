@@ -1,0 +1,360 @@
+"""Unit tests of the steps on small hand-made batches, and of the configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from corpusalign.config import BuildConfig, ConfigError, NormaliseConfig, config_from_dict, load_config
+from corpusalign.stats import StepStats
+from corpusalign.steps.base import BATCH_COLUMNS
+from corpusalign.steps.dedup import DedupSignatureStep, find_duplicates
+from corpusalign.steps.langid import LanguageIdStep
+from corpusalign.steps.normalise import NormaliseStep
+from corpusalign.steps.select import SelectStep
+from corpusalign.store.schema import TEXT_FIELDS
+
+PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+BATCH_SCHEMA = {c: pl.String for c in BATCH_COLUMNS} | {"_seq": pl.UInt64, "source_line": pl.Int64}
+
+
+def make_batch(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """A reader-shaped batch: every column of BATCH_COLUMNS, defaults for what a row leaves out."""
+    full = []
+    for i, r in enumerate(rows):
+        row: dict[str, Any] = {c: None for c in BATCH_COLUMNS}
+        row.update(_seq=i, concept_id=f"c{i}", lang="en", origin="source", source_file="in.jsonl", source_line=i + 1)
+        row.update(r)
+        full.append(row)
+    return pl.DataFrame(full, schema=BATCH_SCHEMA)
+
+
+# ----------------------------------------------------------------------------------------- normalise
+def test_normalise_rules_and_original() -> None:
+    batch = make_batch(
+        [
+            {"text": "Cafe\u0301  x\t\ty\r\n"},  # NFD, tabs, CRLF
+            {"text": "Already clean."},
+            {"text": "a\x00b\u200bc\ufeff d\x07"},  # control characters, zero-width space, BOM
+            {"text": "  line one  \n\n\n\n  line two\u3000\u00a0end "},  # blank lines, exotic spaces
+            {"text": None, "prompt": "Say  hi", "response": "Hi."},
+            {"text": None},
+        ]
+    )
+    out = NormaliseStep(NormaliseConfig()).process(batch, StepStats())
+    assert out["text"].to_list() == ["Café x y", "Already clean.", "abc d", "line one\n\nline two end", None, None]
+    assert out["text"][0] == "Caf\u00e9 x y"  # composed: one code point
+    assert out["prompt"][4] == "Say hi" and out["response"][4] == "Hi."
+    original = out["original"].to_list()
+    assert original[0] == {f: ("Cafe\u0301  x\t\ty\r\n" if f == "text" else None) for f in TEXT_FIELDS}
+    assert original[1] is None, "unchanged text keeps no original"
+    assert original[2]["text"] == "a\x00b\u200bc\ufeff d\x07"
+    assert original[4] == {f: ("Say  hi" if f == "prompt" else None) for f in TEXT_FIELDS}
+    assert original[5] is None
+    # nothing else is touched and no row is dropped
+    assert out.height == batch.height
+    assert out.select(c for c in BATCH_COLUMNS if c not in TEXT_FIELDS).equals(
+        batch.select(c for c in BATCH_COLUMNS if c not in TEXT_FIELDS)
+    )
+
+
+def test_normalise_options() -> None:
+    batch = make_batch([{"text": "ﬁne\t\tx\x07"}])  # "fi" ligature
+    keep = NormaliseStep(NormaliseConfig(collapse_whitespace=False, strip_control=False)).process(batch, StepStats())
+    assert keep["text"][0] == "ﬁne\t\tx\x07"
+    nfkc = NormaliseStep(NormaliseConfig(form="NFKC")).process(batch, StepStats())
+    assert nfkc["text"][0] == "fine x"
+
+
+def test_normalise_empty_batch() -> None:
+    """A batch whose records were all quarantined has no rows; the step must still work."""
+    out = NormaliseStep(NormaliseConfig()).process(make_batch([]), StepStats())
+    assert out.height == 0 and "original" in out.columns
+
+
+# ------------------------------------------------------------------------------------------ langid
+SENTENCES = {
+    "de": "Alle Menschen sind frei und gleich an Würde und Rechten geboren.",
+    "ja": "すべての人間は、生まれながらにして自由であり、かつ、尊厳と権利とについて平等である。",
+    "sw": "Kila mtu ana haki ya kuishi, haki ya uhuru, na haki ya kulindwa nafsi yake.",
+    "en": "All human beings are born free and equal in dignity and rights.",
+}
+
+
+@pytest.fixture(scope="module")
+def lid() -> LanguageIdStep:
+    step = LanguageIdStep(BuildConfig(src="en", tgt=("de", "ja", "sw")))
+    step.setup()
+    return step
+
+
+def test_language_id(lid: LanguageIdStep) -> None:
+    rows = [{"lang": lang, "text": text} for lang, text in SENTENCES.items()] + [{"lang": "de", "text": ""}, {"lang": "ja"}]
+    stats = StepStats()
+    out = lid.process(make_batch(rows), stats)
+    assert out["lid_lang"].to_list() == ["de", "ja", "sw", "en", None, None]
+    scores = out["lid_score"].to_list()
+    assert all(0.5 < s <= 1.0 for s in scores[:4])
+    assert scores[4] is None and scores[5] is None
+    assert out["lid_score"].dtype == pl.Float32
+    assert stats.counters["identified"] == 4 and stats.counters["agrees_with_lang"] == 4
+
+
+def test_language_id_of_several_fields() -> None:
+    step = LanguageIdStep(BuildConfig(src="en", tgt=("de",), fields=("prompt", "response")))
+    rows = [{"lang": "de", "prompt": "Wie spät ist es jetzt in Berlin?", "response": "Es ist genau drei Uhr nachmittags."}]
+    assert step.process(make_batch(rows), StepStats())["lid_lang"].to_list() == ["de"]
+
+
+# ------------------------------------------------------------------------------------------- dedup
+LONG = (
+    "Everyone has the right to freedom of thought, conscience and religion; this right includes freedom "
+    "to change his religion or belief, and freedom, either alone or in community with others."
+)
+OTHER_LONG = (
+    "Everyone has the right to rest and leisure, including reasonable limitation of working hours and "
+    "periodic holidays with pay, and to a standard of living adequate for health."
+)
+
+
+def _duplicates(texts: list[str], cfg: BuildConfig | None = None, ids: list[str] | None = None) -> dict[str, tuple[str, str]]:
+    """{concept_id: (dup_of, dup_kind)} for source rows with ``texts`` (each concept also has a de row)."""
+    cfg = cfg or BuildConfig(src="en", tgt=("de",))
+    ids = ids or [f"c{i}" for i in range(len(texts))]
+    rows = []
+    for i, (cid, t) in enumerate(zip(ids, texts, strict=True)):
+        rows.append({"_seq": i, "concept_id": cid, "lang": "en", "text": t})
+        rows.append({"_seq": i, "concept_id": cid, "lang": "de", "text": "Etwas anderes.", "origin": "human"})
+    batch = DedupSignatureStep(cfg).process(make_batch(rows), StepStats())
+    assert batch.filter(pl.col("lang") == "de")["dedup_key"].null_count() == len(texts), "only source rows are signed"
+    dups = find_duplicates(batch.filter(pl.col("lang") == "en").lazy(), cfg, StepStats())
+    id_of = dict(zip(range(len(ids)), ids, strict=True))
+    return {id_of[s]: (d, k) for s, d, k in dups.iter_rows()}
+
+
+def test_exact_duplicates_point_to_first_concept() -> None:
+    texts = ["The cat sat on the mat.", "A different sentence.", "the cat  sat on the MAT.", "The cat sat on the mat."]
+    assert _duplicates(texts) == {"c2": ("c0", "duplicate"), "c3": ("c0", "duplicate")}
+
+
+def test_near_duplicates_of_long_texts() -> None:
+    edited = LONG.replace("thought", "thoughts").replace("others.", "others!")
+    assert edited != LONG
+    found = _duplicates([OTHER_LONG, LONG, edited, LONG.replace("religion", "faith")])
+    assert found["c2"] == ("c1", "near_duplicate")
+    assert "c0" not in found and "c1" not in found
+
+
+def test_different_texts_left_alone() -> None:
+    assert _duplicates([LONG, OTHER_LONG, "He can't swim.", "She can't swim.", "Short."]) == {}
+
+
+def test_short_texts_only_exact() -> None:
+    cfg = load_config(None, src="en", tgt=("de",), dedup__threshold=0.3)
+    a, b = "He can't swim today, sadly.", "She can't swim today, sadly."
+    assert len(b) < cfg.dedup.near_min_chars
+    assert _duplicates([a, b], cfg) == {}
+    # the same edit on texts over near_min_chars is found at this threshold
+    pad = " The river was far too cold for anyone in the village."
+    assert _duplicates([a + pad, b + pad], cfg) == {"c1": ("c0", "near_duplicate")}
+    # and exact duplicates of short texts are still found
+    assert _duplicates([a, a], cfg) == {"c1": ("c0", "duplicate")}
+
+
+def test_same_id_other_text_is_duplicate_id() -> None:
+    cfg = BuildConfig(src="en", tgt=("de",))
+    texts = ["First text.", "Second text.", "First text."]
+    rows = [{"_seq": i, "concept_id": "x", "lang": "en", "text": t} for i, t in enumerate(texts)]
+    batch = DedupSignatureStep(cfg).process(make_batch(rows), StepStats())
+    dups = find_duplicates(batch.lazy(), cfg)
+    assert dups.rows() == [(1, "x", "duplicate_id"), (2, "x", "duplicate")]
+
+
+def test_dedup_can_be_switched_off() -> None:
+    cfg = load_config(None, src="en", tgt=("de",), dedup__exact=False, dedup__near=False)
+    assert _duplicates(["Same.", "Same.", LONG, LONG + "!"], cfg) == {}
+
+
+# ------------------------------------------------------------------------------------------ select
+def _concept(seq: int, **langs: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Rows of one concept: ``lang=overrides`` (None: the language is missing)."""
+    rows = []
+    for lang, over in langs.items():
+        row = {
+            "_seq": seq,
+            "concept_id": f"c{seq}",
+            "lang": lang,
+            "text": f"A perfectly ordinary sentence in {lang}.",
+            "origin": "source" if lang == "en" else "human",
+            "lid_lang": lang,
+            "lid_score": 0.99,
+            "dup_of": None,
+            "dup_kind": None,
+        }
+        if over is None:
+            row.update(text=None, origin=None, lid_lang=None, lid_score=None)
+        else:
+            row.update(over)
+        rows.append(row)
+    return rows
+
+
+SELECT_SCHEMA = BATCH_SCHEMA | {"lid_lang": pl.String, "lid_score": pl.Float32, "dup_of": pl.String, "dup_kind": pl.String}
+
+
+def _select(rows: list[dict[str, Any]], **select: Any) -> dict[tuple[int, str], str | None]:
+    cfg = load_config(None, src="en", tgt=("de", "ja"), **{f"select__{k}": v for k, v in select.items()})
+    full = [{c: None for c in SELECT_SCHEMA} | {"source_file": "in.jsonl", "source_line": 1} | r for r in rows]
+    out = SelectStep(cfg).process(pl.DataFrame(full, schema=SELECT_SCHEMA), StepStats())
+    assert out.filter(pl.col("drop_reason").is_not_null())["drop_detail"].null_count() == 0, "every drop says why"
+    return {(s, lang): reason for s, lang, reason in out.select("_seq", "lang", "drop_reason").iter_rows()}
+
+
+OK: dict[str, Any] = {}
+
+
+def test_select_keeps_a_good_concept() -> None:
+    assert set(_select(_concept(0, en=OK, de=OK, ja=OK)).values()) == {None}
+
+
+@pytest.mark.parametrize(
+    ("over", "reason"),
+    [
+        ({"text": ""}, "empty"),
+        ({"text": "x" * 51}, "too_long"),
+        ({"lid_lang": "fr", "lid_score": 0.95}, "wrong_language"),
+    ],
+)
+def test_select_row_reasons(over: dict[str, Any], reason: str) -> None:
+    got = _select(_concept(0, en=OK, de=over, ja=OK), max_chars=50)
+    assert got == {(0, "en"): None, (0, "de"): reason, (0, "ja"): None}
+
+
+def test_select_missing_target() -> None:
+    assert _select(_concept(0, en=OK, de=None, ja=OK)) == {(0, "en"): None, (0, "de"): "missing_target", (0, "ja"): None}
+
+
+def test_select_language_id_needs_confidence_and_length() -> None:
+    unsure = {"lid_lang": "fr", "lid_score": 0.5}
+    short = {"text": "Ja, danke.", "lid_lang": "fr", "lid_score": 0.99}
+    assert set(_select(_concept(0, en=OK, de=unsure, ja=OK)).values()) == {None}
+    assert set(_select(_concept(0, en=OK, de=short, ja=OK)).values()) == {None}
+    assert _select(_concept(0, en=OK, de=unsure, ja=OK), lid_min_score=0.4)[(0, "de")] == "wrong_language"
+
+
+@pytest.mark.parametrize("kind", ["duplicate_id", "duplicate", "near_duplicate"])
+def test_select_duplicates_reject_the_whole_concept(kind: str) -> None:
+    got = _select(_concept(0, en=OK, de=OK, ja=OK) + _concept(1, en={"dup_of": "c0", "dup_kind": kind}, de=OK, ja=OK))
+    assert got[(1, "en")] == kind
+    assert got[(1, "de")] == got[(1, "ja")] == "source_rejected"
+    assert {got[(0, lang)] for lang in ("en", "de", "ja")} == {None}
+
+
+def test_select_source_rejected() -> None:
+    got = _select(_concept(0, en={"text": ""}, de=OK, ja=OK))
+    assert got == {(0, "en"): "empty", (0, "de"): "source_rejected", (0, "ja"): "source_rejected"}
+
+
+def test_select_first_reason_wins() -> None:
+    got = _select(
+        _concept(0, en=OK, de={"text": "", "origin": None, "lid_lang": "fr"}, ja={"text": "y" * 60, "lid_lang": "fr"}),
+        max_chars=50,
+    )
+    assert got[(0, "de")] == "missing_target" and got[(0, "ja")] == "too_long"
+
+
+def test_select_incomplete_concept_only_in_drop_concept_mode() -> None:
+    rows = _concept(0, en=OK, de=None, ja=OK)
+    assert _select(rows, on_missing_language="drop_concept") == {
+        (0, "en"): "incomplete_concept",
+        (0, "de"): "missing_target",
+        (0, "ja"): "incomplete_concept",
+    }
+    assert _select(rows, on_missing_language="keep_partial")[(0, "ja")] is None
+
+
+def test_select_too_few_languages() -> None:
+    rows = _concept(0, en=OK, de=None, ja={"text": ""}) + _concept(1, en=OK, de=None, ja=OK)
+    got = _select(rows)
+    assert got[(0, "en")] == "too_few_languages"
+    assert (got[(1, "en")], got[(1, "ja")]) == (None, None)
+    three = _select(rows, min_languages=3)
+    assert three[(1, "en")] == three[(1, "ja")] == "too_few_languages"
+    assert _select(_concept(0, en=OK, de=None, ja=None), min_languages=1)[(0, "en")] is None
+
+
+def test_select_concepts_are_independent() -> None:
+    got = _select(
+        _concept(0, en={"text": ""}, de=OK, ja=OK) + _concept(1, en=OK, de=OK, ja=OK), on_missing_language="drop_concept"
+    )
+    assert {got[(1, lang)] for lang in ("en", "de", "ja")} == {None}
+
+
+# ------------------------------------------------------------------------------------------ config
+def test_unknown_yaml_key_is_named(tmp_path: Path) -> None:
+    p = tmp_path / "p.yaml"
+    p.write_text("src: en\ntgt: [de]\nbatch_sise: 10\n")
+    with pytest.raises(ConfigError, match="batch_sise"):
+        load_config(p)
+    p.write_text("select:\n  max_char: 10\n")
+    with pytest.raises(ConfigError, match=r"select.*max_char"):
+        load_config(p)
+
+
+@pytest.mark.parametrize("code", ["EN", "english", "e", "d1", "", "en-US"])
+def test_bad_language_code(code: str) -> None:
+    with pytest.raises(ConfigError, match="language code"):
+        BuildConfig(src="en", tgt=("de", code))
+    with pytest.raises(ConfigError, match="language code"):
+        load_config(None, src=code, tgt=["de"])
+
+
+def test_source_cannot_be_target() -> None:
+    with pytest.raises(ConfigError, match="source language"):
+        load_config(None, src="en", tgt=["de", "en"])
+    with pytest.raises(ConfigError, match="repeated"):
+        BuildConfig(src="en", tgt=("de", "de"))
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"fields": ["body"]}, "body"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"shards": {"max_rows": 0}}, "max_rows"),
+        ({"dedup": {"num_perm": 100, "bands": 16}}, "multiple"),
+        ({"select": {"on_missing_language": "drop"}}, "on_missing_language"),
+        ({"normalise": {"form": "NFD"}}, "NFC"),
+        ({"translate": {"translator": "google"}}, "google"),
+        ({"tgt": "de"}, None),
+    ],
+)
+def test_config_values_checked(data: dict[str, Any], words: str | None) -> None:
+    if words is None:  # a comma string is accepted for a list
+        assert config_from_dict(data).tgt == ("de",)
+        return
+    with pytest.raises(ConfigError, match=words):
+        config_from_dict(data)
+
+
+def test_config_is_frozen() -> None:
+    cfg = BuildConfig()
+    with pytest.raises(AttributeError):
+        cfg.src = "de"  # type: ignore[misc]
+
+
+@pytest.mark.skipif(not (PIPELINES / "default.yaml").exists(), reason="no pipelines/default.yaml")
+def test_default_pipeline_loads_and_matches_defaults() -> None:
+    cfg = load_config(PIPELINES / "default.yaml")
+    assert cfg == BuildConfig(), "pipelines/default.yaml documents the defaults"
+    over = load_config(PIPELINES / "default.yaml", tgt=["ja"], select__max_chars=10)
+    assert over.tgt == ("ja",) and over.select.max_chars == 10 and over.select.min_languages == 2
+
+
+@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")) if PIPELINES.exists() else [], ids=lambda p: p.name)
+def test_every_pipeline_file_loads(path: Path) -> None:
+    cfg = load_config(path)
+    assert cfg.src not in cfg.tgt

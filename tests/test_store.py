@@ -1,0 +1,314 @@
+"""Shard layout, manifest and validation of a built corpus; overwrite and lock protection."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import corpusalign
+from corpusalign.config import ShardConfig
+from corpusalign.runner import BuildError, build, output_lock
+from corpusalign.store import manifest as mf
+from corpusalign.store.schema import SCHEMA_VERSION, SHARD_SCHEMA, TEXT_FIELDS
+from corpusalign.store.shards import split_bucket
+from corpusalign.store.validate import validate
+
+try:
+    from helpers_store import n_records, reseal, sha256, shard_frame, small_config, write_input
+except ImportError:  # tests/ imported as a package
+    from tests.helpers_store import n_records, reseal, sha256, shard_frame, small_config, write_input
+
+MAX_ROWS = 7
+MAX_BYTES = 600
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(input file, corpus) built with small shards so that there are many."""
+    root = tmp_path_factory.mktemp("store")
+    inp = write_input(root / "in.jsonl")
+    out = root / "corpus"
+    build(small_config(shards__max_rows=MAX_ROWS), [inp], out, progress=False)
+    return inp, out
+
+
+@pytest.fixture
+def corpus(built: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A private copy of the built corpus, free to damage."""
+    out = tmp_path / "corpus"
+    shutil.copytree(built[1], out)
+    return out
+
+
+def _shards(out: Path) -> list[tuple[str, pl.DataFrame]]:
+    m = mf.read_manifest(out)
+    return [(e["path"], pl.read_parquet(out / e["path"])) for e in m["shards"]]
+
+
+# ------------------------------------------------------------------------------------------ layout
+def test_many_shards_each_concept_whole_in_one_shard(built: tuple[Path, Path]) -> None:
+    _, out = built
+    shards = _shards(out)
+    assert len(shards) > 10, "small max_rows must give many shards"
+    home: dict[str, str] = {}
+    for rel, df in shards:
+        for cid in df["concept_id"].unique().to_list():
+            assert cid not in home, f"concept {cid} spans {home[cid]} and {rel}"
+            home[cid] = rel
+    # every kept language version of a concept is in the concept's shard: no row of it anywhere else
+    everything = shard_frame(out)
+    assert everything.select("concept_id", "lang").is_duplicated().sum() == 0
+    per_concept = everything.group_by("concept_id").agg(pl.col("lang"))
+    for cid, langs in per_concept.iter_rows():
+        assert "en" in langs, f"concept {cid} kept without its source row"
+        assert len(langs) >= 2
+
+
+def test_all_languages_of_a_concept_in_the_same_shard(built: tuple[Path, Path]) -> None:
+    _, out = built
+    for rel, df in _shards(out):
+        # the UDHR records carry all four languages: when one is in a shard, all four are
+        udhr = df.filter(pl.col("concept_id").str.starts_with("udhr."))
+        for cid, n in udhr.group_by("concept_id").len().iter_rows():
+            assert n == 4, f"{rel}: concept {cid} has {n} of its 4 languages"
+
+
+def test_rows_sorted_by_concept_then_language(built: tuple[Path, Path]) -> None:
+    _, out = built
+    for rel, df in _shards(out):
+        keys = list(zip(df["concept_id"].to_list(), df["lang"].to_list(), strict=True))
+        assert keys == sorted(keys), f"{rel} not sorted by (concept_id, lang)"
+
+
+def test_shard_row_bound(built: tuple[Path, Path]) -> None:
+    _, out = built
+    for rel, df in _shards(out):
+        assert df.height <= MAX_ROWS or df["concept_id"].n_unique() == 1, rel
+    assert max(df.height for _, df in _shards(out)) > 1
+
+
+def _text_bytes(df: pl.DataFrame) -> int:
+    return int(df.select(pl.sum_horizontal(pl.col(f).str.len_bytes().fill_null(0) for f in TEXT_FIELDS).sum()).item())
+
+
+def test_shard_byte_bound_except_single_big_concept(tmp_path: Path) -> None:
+    inp = write_input(tmp_path / "in.jsonl", n_tatoeba=40, n_udhr=10)
+    out = tmp_path / "corpus"
+    build(small_config(shards__max_rows=1000, shards__max_bytes=MAX_BYTES), [inp], out, progress=False)
+    shards = _shards(out)
+    single_big = multi = 0
+    for rel, df in shards:
+        if df["concept_id"].n_unique() == 1:
+            single_big += _text_bytes(df) > MAX_BYTES
+        else:
+            multi += 1
+            assert _text_bytes(df) <= MAX_BYTES, f"{rel}: {_text_bytes(df)} text bytes > max_bytes {MAX_BYTES}"
+    assert single_big, "the long UDHR paragraphs must each get a shard of their own"
+    assert multi, "short sentences must still share shards"
+    assert validate(out) == []
+
+
+def test_split_bucket_single_concept_may_exceed_bound() -> None:
+    cids = ["a"] * 2 + ["b"] * 10 + ["c"] * 1 + ["d"] * 1
+    rows = pl.DataFrame(
+        {
+            "concept_id": cids,
+            "lang": [f"l{i:02d}" for i in range(len(cids))],
+            **{f: ["x"] * len(cids) if f == "text" else [None] * len(cids) for f in TEXT_FIELDS},
+        },
+        schema={"concept_id": pl.String, "lang": pl.String, **{f: pl.String for f in TEXT_FIELDS}},
+    ).sample(fraction=1.0, shuffle=True, seed=1)
+    pieces = list(split_bucket(rows, ShardConfig(max_rows=3)))
+    assert [p["concept_id"].unique().sort().to_list() for p in pieces] == [["a"], ["b"], ["c", "d"]]
+    assert [p.height for p in pieces] == [2, 10, 2]
+    for p in pieces:
+        assert p.equals(p.sort("concept_id", "lang"))
+    assert list(split_bucket(rows.head(0), ShardConfig(max_rows=3))) == []
+
+
+# ---------------------------------------------------------------------------------------- manifest
+def test_manifest_fields(built: tuple[Path, Path]) -> None:
+    inp, out = built
+    m = mf.read_manifest(out)
+    cfg = small_config(shards__max_rows=MAX_ROWS)
+    assert m["format"] == mf.FORMAT
+    assert m["schema_version"] == SCHEMA_VERSION
+    assert m["corpusalign_version"] == corpusalign.__version__
+    assert m["config"] == cfg.to_dict()
+    assert m["languages"] == ["en", "de", "ja", "sw"] and m["source_language"] == "en"
+    assert m["digest"] == mf.canonical_digest(m)
+    # every file listed with its true size, row count and sha256, and every shard file listed
+    for key in ("shards", "rejected", "quarantine"):
+        for e in m[key]:
+            path = out / e["path"]
+            assert e["sha256"] == sha256(path), e["path"]
+            assert e["bytes"] == path.stat().st_size
+            assert e["rows"] == pq.read_metadata(path).num_rows
+    assert sorted(e["path"] for e in m["shards"]) == sorted(p.relative_to(out).as_posix() for p in (out / "shards").iterdir())
+    # counts per language are the rows in the shards
+    rows = shard_frame(out)
+    per_lang = dict(rows.group_by("lang").len().iter_rows())
+    assert m["counts"]["rows_per_lang"] == per_lang
+    assert m["counts"]["rows"] == rows.height
+    assert m["counts"]["concepts"] == rows["concept_id"].n_unique()
+    for e in m["shards"]:
+        df = pl.read_parquet(out / e["path"])
+        assert e["rows_per_lang"] == dict(df.group_by("lang").len().iter_rows())
+        assert e["concepts"] == df["concept_id"].n_unique()
+    # accounting: nothing lost
+    acct = m["accounting"]
+    assert acct["ok"] is True
+    assert acct["input_records"] == n_records(inp)
+    assert acct["quarantined_rows"] == 1 == sum(e["rows"] for e in m["quarantine"])
+    assert acct["kept_rows"] == rows.height
+    assert acct["rejected_rows"] == sum(e["rows"] for e in m["rejected"]) > 0
+    assert acct["input_rows"] == acct["kept_rows"] + acct["rejected_rows"] + acct["quarantined_rows"]
+    assert m["drop_reasons"]["duplicate"] == {"de": 1, "en": 1, "ja": 1, "sw": 1}
+    assert (out / mf.STATS).exists()
+    assert not (out / "_work").exists(), "working files are removed after a successful build"
+
+
+def test_shards_on_disk_have_the_schema(built: tuple[Path, Path]) -> None:
+    _, out = built
+    for e in mf.read_manifest(out)["shards"]:
+        schema = pq.read_schema(out / e["path"])
+        assert schema.equals(SHARD_SCHEMA, check_metadata=True)
+        assert schema.metadata[b"corpusalign.schema_version"] == str(SCHEMA_VERSION).encode()
+
+
+# -------------------------------------------------------------------------------------- validation
+def test_validate_fresh_build_is_clean(built: tuple[Path, Path]) -> None:
+    assert validate(built[1]) == []
+
+
+def _first_shard(out: Path) -> Path:
+    return out / mf.read_manifest(out)["shards"][0]["path"]
+
+
+def _has(problems: list[str], *words: str) -> bool:
+    return any(all(w in p for w in words) for p in problems)
+
+
+def test_validate_detects_flipped_byte(corpus: Path) -> None:
+    shard = _first_shard(corpus)
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shard.write_bytes(bytes(data))
+    problems = validate(corpus)
+    assert _has(problems, shard.name, "sha256"), problems
+
+
+def test_validate_detects_truncated_shard(corpus: Path) -> None:
+    shard = _first_shard(corpus)
+    shard.write_bytes(shard.read_bytes()[:-100])
+    problems = validate(corpus)
+    assert _has(problems, shard.name, "truncated"), problems
+
+
+def test_validate_detects_missing_shard(corpus: Path) -> None:
+    shard = _first_shard(corpus)
+    shard.unlink()
+    problems = validate(corpus)
+    assert _has(problems, shard.name, "missing"), problems
+
+
+@pytest.mark.parametrize("name", ["part-99999-000.parquet", "part-00000-000.parquet.tmp", "notes.txt"])
+def test_validate_detects_extra_file_in_shards(corpus: Path, name: str) -> None:
+    shutil.copy(_first_shard(corpus), corpus / "shards" / name)
+    problems = validate(corpus)
+    assert _has(problems, name, "not listed"), problems
+
+
+def test_validate_detects_hand_edited_manifest(corpus: Path) -> None:
+    path = corpus / mf.MANIFEST
+    m = json.loads(path.read_text())
+    m["counts"]["rows_per_lang"]["de"] += 1
+    path.write_text(json.dumps(m, indent=2))
+    problems = validate(corpus)
+    assert _has(problems, "digest"), problems
+    assert _has(problems, "rows per language"), problems
+
+
+def test_validate_detects_edited_and_resealed_counts(corpus: Path) -> None:
+    m = mf.read_manifest(corpus)
+    m["counts"]["concepts"] += 1
+    reseal(corpus, m)
+    problems = validate(corpus)
+    assert not _has(problems, "digest")
+    assert _has(problems, "concepts"), problems
+
+
+def test_validate_detects_shard_with_other_schema(corpus: Path) -> None:
+    shard = _first_shard(corpus)
+    table = pq.read_table(shard)
+    other = table.set_column(
+        table.schema.get_field_index("source_line"),
+        pa.field("source_line", pa.int32(), nullable=False),
+        table.column("source_line").cast(pa.int32()),
+    )
+    pq.write_table(other, shard)
+    # even if the manifest is rewritten to match the new file, the schema is checked
+    m = mf.read_manifest(corpus)
+    rel = shard.relative_to(corpus).as_posix()
+    for e in m["shards"]:
+        if e["path"] == rel:
+            e.update(bytes=shard.stat().st_size, sha256=sha256(shard))
+    reseal(corpus, m)
+    problems = validate(corpus)
+    assert _has(problems, shard.name, "schema"), problems
+
+
+def test_validate_without_manifest(tmp_path: Path) -> None:
+    problems = validate(tmp_path)
+    assert problems and "manifest.json" in problems[0]
+
+
+# --------------------------------------------------------------------------- overwrite and locking
+def test_existing_corpus_needs_overwrite(built: tuple[Path, Path], corpus: Path) -> None:
+    inp, _ = built
+    before = (corpus / mf.MANIFEST).read_bytes()
+    with pytest.raises(BuildError, match="--overwrite"):
+        build(small_config(shards__max_rows=MAX_ROWS + 1), [inp], corpus, progress=False)
+    assert (corpus / mf.MANIFEST).read_bytes() == before, "a refused build must not touch the corpus"
+    assert validate(corpus) == []
+    # the same inputs and configuration again: nothing to do, nothing rewritten
+    again = build(small_config(shards__max_rows=MAX_ROWS), [inp], corpus, progress=False)
+    assert again.up_to_date and not again.resumed
+    assert (corpus / mf.MANIFEST).read_bytes() == before
+    # with overwrite=True the old corpus is replaced, not mixed with the new one
+    result = build(small_config(tgt=("de",), shards__max_rows=50), [inp], corpus, overwrite=True, progress=False)
+    assert result.manifest["languages"] == ["en", "de"]
+    assert validate(corpus) == []
+    assert set(shard_frame(corpus)["lang"].unique().to_list()) == {"en", "de"}
+    assert len(list((corpus / "shards").iterdir())) == len(result.manifest["shards"])
+
+
+def test_second_build_on_locked_output_fails(built: tuple[Path, Path], tmp_path: Path) -> None:
+    inp, _ = built
+    out = tmp_path / "corpus"
+    with output_lock(out):
+        with pytest.raises(BuildError, match="lock") as info:
+            build(small_config(), [inp], out, progress=False)
+        assert "another build" in str(info.value)
+        assert not (out / "_work").exists() and not (out / "shards").exists()
+    # once the first build lets go, the output is free
+    build(small_config(shards__max_rows=500), [inp], out, progress=False)
+    assert validate(out) == []
+
+
+def test_batch_of_only_unreadable_records_builds(tmp_path: Path) -> None:
+    """A whole batch of quarantined lines is an empty batch for the steps; the build goes on."""
+    good = write_input(tmp_path / "good.jsonl", n_tatoeba=20, n_udhr=0).read_text().splitlines()
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join(["{not json"] * 10 + good) + "\n")
+    out = tmp_path / "corpus"
+    result = build(small_config(batch_size=5, shards__max_rows=500), [inp], out, progress=False)
+    assert result.manifest["accounting"]["quarantined_rows"] == 11
+    assert result.manifest["counts"]["concepts"] > 0
+    assert validate(out) == []
