@@ -34,7 +34,7 @@ import orjson
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = (
-    Path("/work/shared/data/parallel/tatoeba_en_de_ja.dev.jsonl"),
+    REPO.parent / "shared" / "data" / "parallel" / "tatoeba_en_de_ja.dev.jsonl",
     REPO / "corpusalign" / "data" / "sample" / "tatoeba_en_de_ja.jsonl",
 )
 LANGS = ("en", "de", "ja")
