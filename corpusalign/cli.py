@@ -131,6 +131,138 @@ def build(
         print_build_summary(result.manifest, result.output, None if result.up_to_date else result.seconds, console)
 
 
+def _read_dev_pairs(paths: list[Path], src: str, tgt: list[str]):
+    """Dev pairs from parallel records ({concept_id, en, de, ...}) or labelled pairs
+    ({concept_id, lang, src_text, tgt_text, label[, kind]})."""
+    import polars as pl
+
+    from corpusalign.read.formats import read_all
+
+    rows: list[dict] = []
+    for item in read_all(paths):
+        rec = item.record
+        if rec is None:
+            continue
+        if {"lang", "src_text", "tgt_text"} <= rec.keys():
+            rows.append({k: rec.get(k) for k in ("concept_id", "lang", "src_text", "tgt_text", "label", "kind")})
+            continue
+        source = rec.get(src)
+        if not isinstance(source, str) or not source.strip():
+            continue
+        for lang in tgt:
+            target = rec.get(lang)
+            if isinstance(target, str) and target.strip():
+                cid = str(rec.get("concept_id", f"{item.source_file}:{item.line}"))
+                rows.append(
+                    {"concept_id": cid, "lang": lang, "src_text": source, "tgt_text": target, "label": None, "kind": None}
+                )
+    pairs = pl.DataFrame(
+        rows,
+        schema={
+            "concept_id": pl.String,
+            "lang": pl.String,
+            "src_text": pl.String,
+            "tgt_text": pl.String,
+            "label": pl.Boolean,
+            "kind": pl.String,
+        },
+    )
+    if pairs["label"].null_count() == pairs.height:
+        pairs = pairs.drop("label", "kind")
+    return pairs
+
+
+@app.command()
+def calibrate(
+    dev: Annotated[
+        list[Path] | None,
+        typer.Option("--dev", "-d", help="Dev set: parallel records or labelled pairs. Repeatable. [default: bundled sample]"),
+    ] = None,
+    src: Annotated[str, typer.Option(help="Source language.")] = "en",
+    tgt: Annotated[str, typer.Option(help="Target languages, comma-separated.")] = "de,ja,sw",
+    embedder: Annotated[str, typer.Option(help="Embedder: e5, e5-native, e5-torch or st:<model>.")] = "e5",
+    unlabelled: Annotated[
+        bool, typer.Option("--unlabelled", help="No labels and no generated corruptions: thresholds from score distributions.")
+    ] = False,
+    target_precision: Annotated[
+        float | None, typer.Option(help="Pick thresholds that reach this precision instead of the best F1.")
+    ] = None,
+    pipeline: Annotated[
+        Path | None, typer.Option("--pipeline", "-p", help="Base pipeline file to copy the other parameters from.")
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Pipeline file to write, with the calibrated verify.gates.")
+    ] = Path("pipelines/calibrated.yaml"),
+    seed: Annotated[int, typer.Option(help="Seed for generated corruptions and the split.")] = 0,
+) -> None:
+    """Fit the verification gate per language on a dev set and write it into a pipeline file.
+
+    With good pairs only, corruptions (misaligned, untranslated, wrong language, truncated, ...) are
+    generated from them to learn from; labelled pairs are used as given. Prints the held-out precision
+    and recall per language that the gate is expected to reach.
+    """
+    from rich.table import Table
+
+    from corpusalign.embed import make_embedder
+    from corpusalign.verify.calibrate import calibrate as run_calibrate
+    from corpusalign.verify.calibrate import write_pipeline
+
+    langs = _split(tgt) or []
+    pairs = _read_dev_pairs(list(dev) if dev else [sample_dir()], src, langs)
+    if pairs.height == 0:
+        err.print("[red]the dev set holds no usable pairs[/red]")
+        raise typer.Exit(2)
+    if unlabelled and "label" in pairs.columns:
+        pairs = pairs.drop("label", "kind")
+    result = run_calibrate(
+        pairs, make_embedder(embedder), src, target_precision=target_precision, seed=seed, labels=not unlabelled
+    )
+    write_pipeline(result, output, base_pipeline=pipeline, embedder=embedder)
+    table = Table(title=f"calibrated gates ({embedder}) -> {output}", title_justify="left")
+    for col in ("language", "threshold", "precision", "recall"):
+        table.add_column(col, justify="left" if col == "language" else "right")
+    for lang, gate in sorted(result.gates.items()):
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        table.add_row(lang, f"{gate.threshold:.3f}", fmt(gate.precision), fmt(gate.recall))
+    console.print(table)
+
+
+@app.command()
+def align(
+    source: Annotated[Path, typer.Option("--source", help="Source-language file: one segment per line (or JSONL/TSV).")],
+    target: Annotated[list[str], typer.Option("--target", "-t", help="LANG=PATH of a target-language file. Repeatable.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Aligned JSONL, ready for corpusalign build.")],
+    src: Annotated[str, typer.Option(help="Source language.")] = "en",
+    embedder: Annotated[str, typer.Option(help="Embedder: e5, e5-native, e5-torch or st:<model>.")] = "e5",
+    window: Annotated[int | None, typer.Option(help="Only match lines at most this far from the diagonal.")] = None,
+    min_margin: Annotated[float | None, typer.Option(help="Least ratio margin of a kept match. [default: 1.0]")] = None,
+    drop_unmatched: Annotated[bool, typer.Option(help="Leave out source lines that matched no target line.")] = False,
+) -> None:
+    """Recover concept tuples from parallel files whose lines are shifted, missing or extra.
+
+    Lines are matched by embedding similarity with margin scoring, each target language against the
+    source (the pivot); the output is parallel JSONL that ``corpusalign build`` reads.
+    """
+    from corpusalign.verify.align import align_command
+
+    targets: dict[str, Path] = {}
+    for spec in target:
+        lang, sep, path = spec.partition("=")
+        if not sep or not lang or not path:
+            err.print(f"[red]--target expects LANG=PATH, got {spec!r}[/red]")
+            raise typer.Exit(2)
+        targets[lang.strip()] = Path(path)
+    missing = [str(p) for p in [source, *targets.values()] if not p.exists()]
+    if missing:
+        err.print(f"[red]not found: {', '.join(missing)}[/red]")
+        raise typer.Exit(2)
+    extra = {"min_margin": min_margin} if min_margin is not None else {}
+    summary = align_command(
+        source, targets, output, embedder_spec=embedder, src_lang=src, window=window, keep_unmatched=not drop_unmatched, **extra
+    )
+    console.print_json(data=summary)
+
+
 @app.command()
 def inspect(
     corpus: Annotated[Path, typer.Argument(help="A built corpus directory.")],

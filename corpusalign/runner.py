@@ -54,6 +54,7 @@ from corpusalign.steps.langid import LanguageIdStep
 from corpusalign.steps.normalise import NormaliseStep
 from corpusalign.steps.select import SelectStep
 from corpusalign.steps.translate import TranslateStep
+from corpusalign.steps.verify import SkipVerifyStep, VerifyStep
 from corpusalign.store import manifest as mf
 from corpusalign.store.files import remove_temporaries, write_json, write_parquet
 from corpusalign.store.schema import QUARANTINE_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION, SHARD_SCHEMA, TEXT_FIELDS
@@ -137,11 +138,18 @@ def make_plan(cfg: BuildConfig, inputs: Sequence[str | Path], output: str | Path
     for mem in cfg.translate.memory:
         if not Path(mem).exists():
             raise BuildError(f"translation memory not found: {mem}")
+    if cfg.verify.enabled:
+        from corpusalign.embed import make_embedder
+
+        verify: Step = VerifyStep(make_embedder(cfg.verify.embedder, cfg.verify.batch_size, cfg.verify.device), cfg)
+    else:
+        verify = SkipVerifyStep()
     batch_steps: list[Step] = [
         TranslateStep(make_translator(cfg), cfg),
         NormaliseStep(cfg.normalise),
         LanguageIdStep(cfg),
         DedupSignatureStep(cfg),
+        verify,
     ]
     select_steps: list[Step] = [AttachDuplicatesStep(pl.DataFrame(schema=DUPLICATES_SCHEMA)), SelectStep(cfg)]
     check_wiring([*batch_steps, *select_steps])
@@ -265,7 +273,13 @@ class Runner:
         items = read_all(self.plan.inputs, self.cfg.id_field)
         set_up = False
         n_batches = n_items = 0
-        with self.progress.task("read, translate, normalise, language-ID", unit="records") as bar:
+        verify = next((s for s in self.plan.batch_steps if isinstance(s, VerifyStep)), None)
+        with (
+            self.progress.task("read, translate, normalise, language-ID, verify", unit="records") as bar,
+            self.progress.task("  embed texts", unit="texts") as embed_bar,
+        ):
+            if verify is not None:
+                verify.on_progress = embed_bar.advance
             for i, chunk in enumerate(_batches(items, self.cfg.batch_size)):
                 n_batches, n_items = i + 1, n_items + len(chunk)
                 part = stage_dir / f"part-{i:06d}.parquet"
@@ -441,6 +455,16 @@ class Runner:
             for s in self.plan.batch_steps
             if isinstance(s, TranslateStep)
         }
+        verify = next((s for s in self.plan.batch_steps if isinstance(s, VerifyStep)), None)
+        verification = (
+            {
+                "embedder": verify.embedder.name,
+                "model": verify.embedder.model,
+                "gates": {lang: g.to_dict() for lang, g in sorted(verify.gates.items())},
+            }
+            if verify is not None
+            else None
+        )
         stats_doc = {"build_seconds": round(seconds, 3), "steps": self.stats.to_dict()}
         write_json(stats_doc, self.out / mf.STATS)
         manifest = mf.seal(
@@ -457,6 +481,7 @@ class Runner:
                 "inputs": [str(p) for p in self.plan.inputs],
                 "build_fingerprint": self.fingerprint,  # config, schema version, input paths, sizes, mtimes
                 "translators": translators,
+                "verification": verification,
                 "counts": {
                     "concepts": concepts,
                     "complete_concepts": complete,

@@ -52,7 +52,13 @@ def n_records(path: Path) -> int:
 
 def small_config(**overrides: Any) -> BuildConfig:
     """en -> de, ja, sw; batches of 50 records; shards of at most 7 rows (many shards)."""
-    base: dict[str, Any] = {"src": "en", "tgt": ("de", "ja", "sw"), "batch_size": 50, "shards__max_rows": 7}
+    base: dict[str, Any] = {
+        "src": "en",
+        "tgt": ("de", "ja", "sw"),
+        "batch_size": 50,
+        "shards__max_rows": 7,
+        "verify__enabled": False,  # store and resume tests; verification has its own tests
+    }
     base.update(overrides)
     return load_config(None, **base)
 

@@ -424,3 +424,19 @@ def test_flat_multi_field_csv_columns(tmp_path, run_build, read_output):
         ("sft.3", "de", "missing_target"),
         ("sft.3", "en", "too_few_languages"),
     ]
+
+
+def test_json_file_holding_one_array_is_read_as_records(tmp_path: Path, run_build) -> None:
+    src = tmp_path / "array.json"
+    src.write_text(
+        '[\n  {"concept_id": "a", "en": "All human beings are born free.", "de": "Alle Menschen sind frei geboren."},\n'
+        '  {"concept_id": "b", "en": "Everyone has the right to life.", "de": "Jeder hat das Recht auf Leben."},\n'
+        "  42\n]\n",
+        encoding="utf-8",
+    )
+    result = run_build(src, tmp_path / "out", tgt=("de",))
+    shards = pl.read_parquet(tmp_path / "out" / "shards" / "*.parquet")
+    assert sorted(shards["concept_id"].unique().to_list()) == ["a", "b"]
+    quarantine = pl.read_parquet(tmp_path / "out" / "quarantine" / "*.parquet")
+    assert quarantine.select("source_line", "error").rows() == [(3, "expected a JSON object, got int")]
+    assert result.manifest["accounting"]["ok"]

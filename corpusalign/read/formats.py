@@ -3,6 +3,7 @@
 Formats, chosen by file name:
 
 * ``.jsonl`` / ``.json`` / ``.ndjson``: one JSON object per line (UTF-8, UTF-8 with BOM or UTF-16 with BOM);
+  a ``.json`` file that holds one JSON array of objects is read as that array (record ``i`` = line ``i``);
 * ``.csv`` / ``.tsv``: a header row, then one record per row;
 * ``.parquet``: one record per row;
 * ``.tmx``: translation memories, one record per ``<tu>`` with one field per ``xml:lang``;
@@ -77,6 +78,9 @@ def read_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Raw
             return
         if head.startswith(b"\xef\xbb\xbf"):
             f.seek(3)
+        if path.suffix.lower() == ".json" and _starts_with_array(f):
+            yield from _read_json_array(name, f)
+            return
         lineno = 0
         while True:
             line = f.readline(max_line_bytes + 1)
@@ -97,6 +101,35 @@ def read_jsonl(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Raw
                 yield RawItem(name, lineno, None, f"invalid UTF-8 at byte {exc.start}", _preview(line))
                 continue
             yield _parse_json_line(name, lineno, text)
+
+
+#: Largest ``.json`` file holding one JSON array that is read whole (JSON Lines stream instead).
+MAX_JSON_ARRAY_BYTES = 512 << 20
+
+
+def _starts_with_array(f: io.BufferedReader) -> bool:
+    pos = f.tell()
+    head = f.read(64).lstrip()
+    f.seek(pos)
+    return head.startswith(b"[")
+
+
+def _read_json_array(name: str, f: io.BufferedReader) -> Iterator[RawItem]:
+    """A ``.json`` file holding one array of records; record ``i`` is reported as line ``i``."""
+    data = f.read(MAX_JSON_ARRAY_BYTES + 1)
+    if len(data) > MAX_JSON_ARRAY_BYTES:
+        yield RawItem(name, 0, None, f"JSON array file larger than {MAX_JSON_ARRAY_BYTES} bytes; convert it to JSON Lines")
+        return
+    try:
+        records = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        yield RawItem(name, 0, None, f"invalid JSON: {exc}", _preview(data))
+        return
+    for i, rec in enumerate(records, start=1):
+        if isinstance(rec, dict):
+            yield RawItem(name, i, rec)
+        else:
+            yield RawItem(name, i, None, f"expected a JSON object, got {type(rec).__name__}", _preview(repr(rec)))
 
 
 def _read_jsonl_text(name: str, f: io.TextIOWrapper, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[RawItem]:

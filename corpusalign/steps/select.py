@@ -17,6 +17,11 @@ Row reasons, first match wins:
                     too short for reliable language ID and are not judged by it)
 ==================  ===========================================================================
 
+Verification reasons, for target rows the row reasons left alone, from the calibrated gate of the
+row's language (``corpusalign.verify.gate.decide``; the most specific reason that applies):
+``untranslated``, ``wrong_language``, ``placeholder_mismatch``, ``number_mismatch``, ``truncated``,
+``misaligned``, ``low_similarity``.
+
 Concept reasons, applied after the row reasons:
 
 * ``source_rejected``: the source row was rejected, so the concept has no anchor;
@@ -33,8 +38,18 @@ from corpusalign.stats import StepStats
 from corpusalign.steps.base import Step
 
 ROW_REASONS = ("duplicate_id", "duplicate", "near_duplicate", "missing_target", "empty", "too_long", "wrong_language")
+#: Reasons the verification gate gives (corpusalign.verify.gate.decide), after the row reasons.
+GATE_REASONS = (
+    "untranslated",
+    "wrong_language",
+    "placeholder_mismatch",
+    "number_mismatch",
+    "truncated",
+    "misaligned",
+    "low_similarity",
+)
 CONCEPT_REASONS = ("source_rejected", "incomplete_concept", "too_few_languages")
-DROP_REASONS = ROW_REASONS + CONCEPT_REASONS
+DROP_REASONS = tuple(dict.fromkeys(ROW_REASONS + GATE_REASONS + CONCEPT_REASONS))
 
 
 class SelectStep(Step):
@@ -44,6 +59,11 @@ class SelectStep(Step):
     def __init__(self, cfg: BuildConfig) -> None:
         self.cfg = cfg
         self.reads = ("_seq", "lang", *cfg.fields, "origin", "lid_lang", "lid_score", "dup_of", "dup_kind")
+        self.gates = cfg.verify.language_gates() if cfg.verify.enabled else {}
+        if self.gates:
+            from corpusalign.verify.features import EXTRA_COLUMNS, FEATURE_COLUMNS
+
+            self.reads = (*self.reads, *FEATURE_COLUMNS, *EXTRA_COLUMNS, "verify_p")
 
     def process(self, batch: pl.DataFrame, stats: StepStats) -> pl.DataFrame:
         s = self.cfg.select
@@ -82,12 +102,45 @@ class SelectStep(Step):
                 reason = pl.when(hit).then(pl.lit(name)).otherwise(reason)
                 detail = pl.when(hit).then(why).otherwise(detail)
             out = batch.with_columns(reason.alias("drop_reason"), detail.alias("drop_detail"))
+            if self.gates:
+                out = self._gate(out)
             out = self._concept_rules(out)
             counts = out.filter(pl.col("drop_reason").is_not_null()).group_by("drop_reason", "lang").len()
             for reason_name, lang, n in counts.iter_rows():
                 stats.count(f"{reason_name}.{lang}", n)
             stats.count("kept", out.filter(pl.col("drop_reason").is_null()).height)
         return out
+
+    def _gate(self, out: pl.DataFrame) -> pl.DataFrame:
+        from corpusalign.steps.verify import gate_for
+        from corpusalign.verify.features import EXTRA_COLUMNS, FEATURE_COLUMNS
+        from corpusalign.verify.gate import decide
+
+        out = out.with_row_index("_row")
+        todo = out.filter(pl.col("drop_reason").is_null() & pl.col("verify_p").is_not_null())
+        decided = []
+        for (lang,), part in todo.group_by("lang", maintain_order=True):
+            gate = gate_for(self.gates, str(lang))
+            reasons, details = decide(
+                part.select(*FEATURE_COLUMNS, *EXTRA_COLUMNS, "verify_p"), gate, part["lid_lang"].to_list(), str(lang)
+            )
+            decided.append(
+                pl.DataFrame(
+                    {"_row": part["_row"], "_g_reason": reasons, "_g_detail": details},
+                    schema={"_row": pl.UInt32, "_g_reason": pl.String, "_g_detail": pl.String},
+                )
+            )
+        if not decided:
+            return out.drop("_row")
+        gated = pl.concat(decided)
+        out = out.join(gated, on="_row", how="left", maintain_order="left")
+        return out.with_columns(
+            pl.coalesce("drop_reason", "_g_reason").alias("drop_reason"),
+            pl.when(pl.col("drop_reason").is_null())
+            .then(pl.col("_g_detail"))
+            .otherwise(pl.col("drop_detail"))
+            .alias("drop_detail"),
+        ).drop("_row", "_g_reason", "_g_detail")
 
     def _concept_rules(self, out: pl.DataFrame) -> pl.DataFrame:
         s = self.cfg.select

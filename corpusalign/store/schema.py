@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Text fields a concept may carry, in schema order.
 TEXT_FIELDS: tuple[str, ...] = ("text", "prompt", "response", "chosen", "rejected")
@@ -40,6 +40,20 @@ SHARD_SCHEMA = pa.schema(
         pa.field("lid_lang", pa.string()),
         pa.field("lid_score", pa.float32()),
         pa.field("dup_of", pa.string()),
+        # Language ID's probability for the row's own language (not only the top guess).
+        pa.field("lid_expected", pa.float32()),
+        # Verification of a target row against its concept's source row (null on source rows and
+        # when verification is off). See corpusalign/verify/features.py for each score.
+        pa.field("cos", pa.float32()),
+        pa.field("margin", pa.float32()),
+        pa.field("nn_pair", pa.bool_()),
+        pa.field("len_log_ratio", pa.float32()),
+        pa.field("num_agree", pa.float32()),
+        pa.field("placeholder_ok", pa.bool_()),
+        pa.field("copy_sim", pa.float32()),
+        pa.field("script_ok", pa.float32()),
+        # The calibrated gate's probability that the pair is a faithful translation.
+        pa.field("verify_p", pa.float32()),
     ],
     metadata={b"corpusalign.schema_version": str(SCHEMA_VERSION).encode()},
 )

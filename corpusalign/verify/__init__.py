@@ -1,0 +1,19 @@
+"""Semantic-equivalence verification of translation pairs: scores, a calibrated gate, and its calibration.
+
+==================  ===========================================================================
+module              holds
+==================  ===========================================================================
+``scores``          pure numpy/text scoring functions (cosine, ratio margin, numbers, placeholders,
+                    copies, scripts, sentence structure); no model calls
+``numerals``        spelled-out numbers read as digits, for ``scores.number_agreement``
+``features``        ``FEATURE_COLUMNS`` and ``pair_features``: the score columns of a batch of pairs;
+                    ``lid_expected_probability`` (fastText lid.176)
+``gate``            ``LanguageGate``, ``design_matrix``, ``predict_proba``, ``decide`` (keep/drop with a
+                    reason) and the shipped ``DEFAULT_GATES`` (``gates_e5_small.json``)
+``corrupt``         ``make_noisy_set``: labelled corruptions of real parallel data
+``calibrate``       ``calibrate``: fits gates per language; ``write_pipeline`` (a pipeline YAML with the
+                    gates); ``python -m corpusalign.verify.calibrate``
+==================  ===========================================================================
+
+Nothing here is imported by ``import corpusalign``; scikit-learn is needed by ``calibrate`` only.
+"""

@@ -1,0 +1,942 @@
+"""Calibrate verification gates: fit, per target language, the model that turns scores into keep/drop.
+
+Three modes, by what the input pairs carry:
+
+* **labelled** (``pairs`` has a ``label`` column, ``True`` = good pair, and optionally ``kind``):
+  the labels are used as they are.
+* **synthetic** (no ``label`` column, ``labels=True``): the pairs are taken as good translations and
+  :func:`corpusalign.verify.corrupt.make_noisy_set` corrupts half of them (``rounds`` times with
+  different seeds for small languages), which gives labelled data with known fault kinds. A third of
+  the truncations keep their final punctuation (:data:`KEEP_PUNCT_SHARE`), so that the gate also
+  weighs length and similarity, not only the missing full stop.
+* **unlabelled** (``labels=False``): no labels at all; per language a two-component Gaussian
+  mixture on the margin separates a "good" upper component from the rest and the gate keeps pairs
+  more likely in the upper component. Precision and recall are then *estimated* from the mixture.
+
+In the labelled and synthetic modes the concepts are split once (``heldout_share`` held out). On the
+training part one logistic regression is fitted to the pairs that pass the hard rules (scikit-learn,
+standardised inputs, classes balanced within each language): shared weights plus, for each language
+with at least ``min_pairs`` pairs, a per-language deviation that the L2 penalty pulls towards the
+shared weights (so Swahili, with 51 UDHR paragraphs, stays close to the pooled model while German
+and Japanese fit their own). Each language's threshold is chosen on 5-fold out-of-fold probabilities
+(folds by concept) to maximise F1 of the final keep decision (hard rules included), or, with
+``target_precision``, recall at that precision. The ``"*"`` gate for unseen languages is a separate
+fit over all languages with one pooled length model, as it meets them at run time. The held-out part
+is then scored once with the finished gates: its precision, recall and F1 per language, per fault
+kind and for short texts are the reported metrics (``metrics``). Finally the weights are refitted on
+all pairs (thresholds stay; ``refit=False`` keeps the training-part weights).
+
+Example::
+
+    result = calibrate(good_pairs, make_embedder("e5"), src="en")
+    result.metrics["per_language"]["de"]  # {"precision": ..., "recall": ..., "f1": ..., ...}
+    write_pipeline(result, "pipelines/my_gates.yaml", base_pipeline="pipelines/default.yaml")
+
+Command line (what produced the shipped ``gates_e5_small.json``)::
+
+    python -m corpusalign.verify.calibrate --sample --embedder e5 --seed 0 --out corpusalign/verify/gates_e5_small.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import logging
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from corpusalign.embed.base import Embedder
+from corpusalign.verify.corrupt import make_noisy_set
+from corpusalign.verify.features import LENGTH_COLUMN, lid_predictions, pair_features
+from corpusalign.verify.gate import DEFAULT_RULES, DESIGN_COLUMNS, LanguageGate, decide, design_matrix
+
+log = logging.getLogger(__name__)
+
+#: A language with fewer distinct pairs (concepts) than this gets the pooled model and threshold.
+MIN_PAIRS = 40
+#: In synthetic mode, languages are corrupted in several rounds until they have this many pairs (at most ``MAX_ROUNDS``).
+TARGET_PAIRS = 600
+MAX_ROUNDS = 8
+#: Synthetic mode: share of truncations that keep their final punctuation (harder than a plain cut-off).
+KEEP_PUNCT_SHARE = 1 / 3
+#: Source texts of at most this many words count as short in the metrics.
+SHORT_WORDS = 3
+
+LidSpec = Callable[[list[str], list[str]], np.ndarray] | str | bool | None
+
+
+@dataclass
+class CalibrationResult:
+    """Fitted gates (``{lang: LanguageGate}``, with ``"*"``), their held-out ``metrics`` and the scored held-out pairs."""
+
+    gates: dict[str, LanguageGate]
+    metrics: dict[str, Any]
+    heldout: pl.DataFrame | None = field(default=None, repr=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
+# ---------------------------------------------------------------------------------------------
+
+
+def _lid_columns(texts: list[str], langs: list[str], lid: LidSpec) -> list[pl.Series]:
+    """``lid_expected`` (and ``lid_lang``, the top guess, with fastText) for the texts, as columns."""
+    if lid is False:
+        return [pl.Series("lid_expected", [None] * len(texts), dtype=pl.Float32)]
+    if callable(lid):
+        return [pl.Series("lid_expected", np.asarray(lid(texts, langs), dtype=np.float32), dtype=pl.Float32)]
+    top, _, expected = lid_predictions(texts, langs, model_path=lid if isinstance(lid, str) else None)
+    return [pl.Series("lid_expected", expected, dtype=pl.Float32), pl.Series("lid_lang", top, dtype=pl.String)]
+
+
+def score_pairs(
+    pairs: pl.DataFrame, embedder: Embedder, lid: LidSpec = None, margin_k: int = 4, pool: str | None = None
+) -> pl.DataFrame:
+    """``pairs`` with the verification scores added (``FEATURE_COLUMNS`` and ``src_chars``).
+
+    Every distinct text is embedded once. The margin pool of a pair is its language (and its
+    ``pool`` column value, when given: each synthetic round is its own pool). ``lid_expected`` is
+    kept when ``pairs`` has it, else computed with ``lid`` (see :func:`calibrate`).
+    """
+    texts = list(dict.fromkeys(pairs["src_text"].to_list() + pairs["tgt_text"].to_list()))
+    vecs = embedder.encode(texts)
+    index = {t: i for i, t in enumerate(texts)}
+    keys = ["lang"] if pool is None else [pool, "lang"]
+    parts = []
+    for _, part in pairs.group_by(keys, maintain_order=True):
+        src, tgt = part["src_text"].to_list(), part["tgt_text"].to_list()
+        feats = pair_features(
+            src,
+            tgt,
+            vecs[[index[t] for t in src]],
+            vecs[[index[t] for t in tgt]],
+            str(part["lang"][0]),
+            margin_k=margin_k,
+        )
+        parts.append(pl.concat([part, feats], how="horizontal"))
+    out = pl.concat(parts)
+    if "lid_expected" not in out.columns:
+        cols = _lid_columns(out["tgt_text"].to_list(), out["lang"].to_list(), lid)
+        out = out.with_columns([c for c in cols if c.name not in out.columns])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# fitting
+# ---------------------------------------------------------------------------------------------
+
+
+LENGTH_FIELDS = ("len_log_ratio_mean", "len_log_ratio_std", "len_log_ratio_slope", "len_log_ratio_var_chars")
+
+
+def _length_model(llr: np.ndarray, chars: np.ndarray, fit_shape: bool) -> dict[str, float]:
+    """Robust fit of ``llr ~ mean + slope * log(chars / 40)`` with variance ``std**2 + var_chars / chars``.
+
+    With ``fit_shape=False`` (few pairs, or little spread of lengths) slope and var_chars stay 0.
+    """
+    from corpusalign.verify.gate import LENGTH_REFERENCE_CHARS
+
+    llr = llr.astype(np.float64)
+    chars = np.maximum(chars.astype(np.float64), 1.0)
+    if len(llr) < 2:
+        return {
+            "len_log_ratio_mean": float(llr.mean()) if len(llr) else 0.0,
+            "len_log_ratio_std": 0.5,
+            "len_log_ratio_slope": 0.0,
+            "len_log_ratio_var_chars": 0.0,
+        }
+    x = np.log(chars) - math.log(LENGTH_REFERENCE_CHARS)
+    keep = np.ones(len(llr), dtype=bool)
+    slope, mean = 0.0, float(np.median(llr))
+    for _ in range(3):  # trimmed least squares: misfits in "good" data must not bend the line
+        if fit_shape and x[keep].std() > 0.3:
+            slope, mean = (float(v) for v in np.polyfit(x[keep], llr[keep], 1))
+        else:
+            mean = float(np.median(llr[keep]))
+        resid = llr - (mean + slope * x)
+        mad = 1.4826 * float(np.median(np.abs(resid[keep]))) or 0.05
+        keep = np.abs(resid) <= 3.5 * mad
+    r2 = resid[keep] ** 2
+    inv = 1.0 / chars[keep]
+    var_chars = 0.0
+    if fit_shape and inv.std() > 0:
+        var_chars = max(0.0, float(np.polyfit(inv, r2, 1)[0]))
+    s2 = max(float(np.mean(r2 - var_chars * inv)), 0.05**2)
+    return {
+        "len_log_ratio_mean": mean,
+        "len_log_ratio_std": math.sqrt(s2),
+        "len_log_ratio_slope": slope,
+        "len_log_ratio_var_chars": var_chars,
+    }
+
+
+#: Candidate ``margin_min`` values of the hard misaligned rule, strictest first; the first that rejects at
+#: most ``MARGIN_RULE_MAX_GOOD`` of the good pairs is taken (languages with ``MIN_RULE_PAIRS`` good pairs).
+MARGIN_MIN_CANDIDATES = (0.99, 0.98, 0.97, 0.96)
+MARGIN_RULE_MAX_GOOD = 0.01
+MIN_RULE_PAIRS = 200
+
+
+def _margin_rule(good: pl.DataFrame) -> float:
+    nn = good["nn_pair"].cast(pl.Float64).fill_null(1.0).to_numpy()
+    margin = good["margin"].cast(pl.Float64).fill_null(np.inf).to_numpy()
+    for cand in MARGIN_MIN_CANDIDATES:
+        if float(((nn < 0.5) & (margin < cand)).mean()) <= MARGIN_RULE_MAX_GOOD:
+            return cand
+    return DEFAULT_RULES["margin_min"]
+
+
+def _base_gate(feats: pl.DataFrame) -> LanguageGate:
+    """A gate with no weights yet: length model, imputed values and the misaligned rule's margin, measured
+    on the distinct good pairs of ``feats`` (synthetic rounds repeat the same good pairs)."""
+    good = feats.filter(pl.col("label")) if "label" in feats.columns else feats
+    good = good.filter(pl.col("len_log_ratio").is_not_null()).unique(
+        ["lang", "src_text", "tgt_text"], keep="first", maintain_order=True
+    )
+    chars = good[LENGTH_COLUMN].to_numpy()
+    length = _length_model(good["len_log_ratio"].to_numpy(), chars, fit_shape=good.height >= 200)
+    lid = good["lid_expected"].cast(pl.Float64).drop_nulls()
+    impute = {
+        "margin": 1.0,
+        "lid_expected": float(lid.median()) if len(lid) else 0.5,
+        "log_chars": float(np.median(np.log1p(chars))) if len(chars) else math.log1p(40),
+    }
+    rules: dict[str, float] = {}
+    if good.height >= MIN_RULE_PAIRS:
+        rules["margin_min"] = _margin_rule(good)
+    return LanguageGate(weights={}, bias=0.0, threshold=0.5, impute=impute, rules=rules, **length)
+
+
+def _with_length(gate: LanguageGate, base: LanguageGate, **changes: Any) -> LanguageGate:
+    """``gate`` with the length model and imputed values of ``base``, plus ``changes``."""
+    return LanguageGate(
+        **{**gate.__dict__, **{f: getattr(base, f) for f in LENGTH_FIELDS}, "impute": base.impute, "rules": base.rules, **changes}
+    )
+
+
+def _hard_mask(feats: pl.DataFrame, gate: LanguageGate, lang: str) -> np.ndarray:
+    """True where a hard rule of ``gate`` rejects the row (whatever the probability)."""
+    always_keep = LanguageGate(**{**gate.__dict__, "threshold": 0.0})
+    probe = feats.with_columns(pl.lit(1.0).alias("verify_p"))
+    reasons, _ = decide(probe, always_keep, _lid_guesses(feats), lang)
+    return np.array([r is not None for r in reasons], dtype=bool)
+
+
+def _lid_guesses(feats: pl.DataFrame) -> list[str | None] | None:
+    return feats["lid_lang"].to_list() if "lid_lang" in feats.columns else None
+
+
+def _fit_lr(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+    """Weights and bias on the raw design matrix of a balanced, standardised logistic regression."""
+    from corpusalign.extras import require
+
+    linear_model = require("sklearn.linear_model", extra="calibrate", purpose="calibrating verification gates")
+    if len(np.unique(y)) < 2:  # one class only: a constant model
+        return np.zeros(x.shape[1]), (8.0 if y.all() else -8.0)
+    mu = x.mean(axis=0)
+    sd = x.std(axis=0)
+    sd[sd < 1e-9] = 1.0
+    lr = linear_model.LogisticRegression(class_weight="balanced", C=1.0, max_iter=2000, random_state=seed)
+    lr.fit((x - mu) / sd, y)
+    w = lr.coef_[0] / sd
+    b = float(lr.intercept_[0] - (lr.coef_[0] * mu / sd).sum())
+    return w, b
+
+
+#: F-beta that thresholds maximise (beta < 1 favours precision: fewer faulty pairs kept).
+THRESHOLD_BETA = 1.0
+#: Thresholds are kept within this range.
+THRESHOLD_RANGE = (0.05, 0.95)
+
+
+def _pick_threshold(p: np.ndarray, y: np.ndarray, hard: np.ndarray, target_precision: float | None) -> float:
+    """The threshold maximising F-beta (:data:`THRESHOLD_BETA`), or recall at ``target_precision``, of
+    ``keep = p >= t & ~hard``."""
+    beta2 = THRESHOLD_BETA**2
+    cands = np.unique(np.concatenate([[0.5], np.quantile(p, np.linspace(0.0, 1.0, 401))]))
+    best_t, best = 0.5, (-1.0, -1.0)
+    for t in cands:
+        keep = (p >= t) & ~hard
+        tp = float((keep & y).sum())
+        prec = tp / max(float(keep.sum()), 1.0)
+        rec = tp / max(float(y.sum()), 1.0)
+        if target_precision is not None:
+            score = (rec, prec) if prec >= target_precision else (-1.0, prec)
+        else:
+            score = ((1 + beta2) * prec * rec / max(beta2 * prec + rec, 1e-12), -abs(t - 0.5))
+        if score > best:
+            best, best_t = score, float(t)
+    # a threshold far from the balanced model's 0.5 means the probabilities say little there: stay in range
+    best_t = min(max(best_t, THRESHOLD_RANGE[0]), THRESHOLD_RANGE[1])
+    return best_t
+
+
+@dataclass
+class _Design:
+    """Design matrices of a set of pairs, each language with its own length statistics."""
+
+    x: np.ndarray
+    y: np.ndarray
+    hard: np.ndarray
+    lang: np.ndarray
+    concept: np.ndarray
+    bases: dict[str, LanguageGate]
+
+
+def _design(feats: pl.DataFrame) -> _Design:
+    xs, ys, hards, langs, concepts = [], [], [], [], []
+    bases: dict[str, LanguageGate] = {}
+    for (lang,), part in feats.group_by("lang", maintain_order=True):
+        base = bases[str(lang)] = _base_gate(part)
+        xs.append(design_matrix(part, base))
+        ys.append(part["label"].to_numpy().astype(bool))
+        hards.append(_hard_mask(part, base, str(lang)))
+        langs.append(np.full(part.height, str(lang), dtype=object))
+        concepts.append(part["concept_id"].to_numpy())
+    return _Design(
+        np.vstack(xs), np.concatenate(ys), np.concatenate(hards), np.concatenate(langs), np.concatenate(concepts), bases
+    )
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+
+def _oof(d: _Design, rows: np.ndarray, seed: int, folds: int) -> np.ndarray:
+    """Out-of-fold probabilities (folds by concept) of a model fitted on the soft rows among ``rows``."""
+    uniq = np.unique(d.concept[rows])
+    fold_of = dict(zip(uniq, np.random.default_rng(seed).permutation(len(uniq)) % folds))
+    fold = np.array([fold_of[c] for c in d.concept[rows]])
+    x, y, soft = d.x[rows], d.y[rows], ~d.hard[rows]
+    out = np.zeros(len(y))
+    for k in range(folds):
+        te = fold == k
+        if te.any():
+            w, b = _fit_lr(x[soft & ~te], y[soft & ~te], seed)
+            out[te] = _sigmoid(x[te] @ w + b)
+    return out
+
+
+def _f1(p: np.ndarray, y: np.ndarray, hard: np.ndarray, t: float) -> float:
+    return _prf((p >= t) & ~hard, y)["f1"]
+
+
+#: Weight of the per-language deviations in the joint model (smaller = stronger pull towards the shared weights).
+SHRINK = 0.5
+
+
+def _fit_joint(
+    x: np.ndarray, y: np.ndarray, lang: np.ndarray, own: Sequence[str], seed: int, shrink: float = SHRINK
+) -> dict[str, tuple[np.ndarray, float]]:
+    """One logistic regression for all languages: shared weights plus, for each language in ``own``,
+    a deviation (weights and intercept) that the L2 penalty pulls towards 0 (``shrink`` scales the
+    deviation columns, so a small language stays close to the shared model while a large one can
+    move away). Inputs are standardised; classes are balanced within each language and languages
+    weigh with the square root of their size.
+
+    Returns raw-space ``(weights, bias)`` per language in ``own`` and under ``"*"`` the shared model.
+    """
+    from corpusalign.extras import require
+
+    linear_model = require("sklearn.linear_model", extra="calibrate", purpose="calibrating verification gates")
+    n_feat = x.shape[1]
+    if len(np.unique(y)) < 2:  # one class only: a constant model
+        const = (np.zeros(n_feat), 8.0 if y.all() else -8.0)
+        return {"*": const, **{lang_: const for lang_ in own}}
+    mu = x.mean(axis=0)
+    sd = x.std(axis=0)
+    sd[sd < 1e-9] = 1.0
+    xs = (x - mu) / sd
+    blocks = [xs]
+    for lang_ in own:
+        mask = (lang == lang_)[:, None]
+        blocks.append(shrink * np.hstack([xs, np.ones((len(xs), 1))]) * mask)
+    z = np.hstack(blocks)
+    weight = np.ones(len(y))
+    for lang_ in np.unique(lang):
+        rows = lang == lang_
+        for cls in (True, False):
+            rc = rows & (y == cls)
+            if rc.any():
+                weight[rc] = math.sqrt(rows.sum()) / (2 * rc.sum())
+    weight *= len(y) / weight.sum()
+    lr = linear_model.LogisticRegression(C=1.0, max_iter=5000, random_state=seed)
+    lr.fit(z, y, sample_weight=weight)
+    coef, b0 = lr.coef_[0], float(lr.intercept_[0])
+
+    def raw(ws: np.ndarray, b: float) -> tuple[np.ndarray, float]:
+        return ws / sd, float(b - (ws * mu / sd).sum())
+
+    out = {"*": raw(coef[:n_feat], b0)}
+    for i, lang_ in enumerate(own):
+        dev = coef[n_feat + i * (n_feat + 1) : n_feat + (i + 1) * (n_feat + 1)]
+        out[lang_] = raw(coef[:n_feat] + shrink * dev[:n_feat], b0 + shrink * dev[n_feat])
+    return out
+
+
+def _own_languages(d: _Design, min_pairs: int) -> list[str]:
+    """Languages with at least ``min_pairs`` distinct concepts and both classes: they get their own
+    deviation from the shared model (synthetic rounds repeat concepts, so concepts are counted)."""
+    out = []
+    for lang in d.bases:
+        rows = d.lang == lang
+        if len(np.unique(d.concept[rows])) >= min_pairs and len(np.unique(d.y[rows])) == 2:
+            out.append(lang)
+    return out
+
+
+def _predict_joint(models: dict[str, tuple[np.ndarray, float]], x: np.ndarray, lang: np.ndarray) -> np.ndarray:
+    out = np.empty(len(x))
+    for lang_ in np.unique(lang):
+        rows = lang == lang_
+        w, b = models.get(str(lang_), models["*"])
+        out[rows] = _sigmoid(x[rows] @ w + b)
+    return out
+
+
+def _fit_gates(
+    feats: pl.DataFrame, seed: int, target_precision: float | None, min_pairs: int, folds: int = 5
+) -> tuple[dict[str, LanguageGate], dict[str, str]]:
+    """Gates per language and ``"*"``, and which model each language uses (``own`` or ``pooled``).
+
+    Languages with ``min_pairs`` pairs get the joint model's shared weights plus their own
+    deviation (:func:`_fit_joint`); smaller ones the shared weights alone. Each language's length
+    z-score uses its own statistics. Thresholds come from 5-fold out-of-fold probabilities (folds by
+    concept). ``"*"`` is :func:`_fit_any_language`.
+    """
+    d = _design(feats)
+    own = _own_languages(d, min_pairs)
+    uniq = np.unique(d.concept)
+    fold_of = dict(zip(uniq, np.random.default_rng(seed).permutation(len(uniq)) % folds))
+    fold = np.array([fold_of[c] for c in d.concept])
+    soft = ~d.hard
+    oof = np.zeros(len(d.y))
+    for k in range(folds):
+        te = fold == k
+        if te.any():
+            tr = soft & ~te
+            oof[te] = _predict_joint(_fit_joint(d.x[tr], d.y[tr], d.lang[tr], own, seed), d.x[te], d.lang[te])
+    models = _fit_joint(d.x[soft], d.y[soft], d.lang[soft], own, seed)
+    gates = {"*": _fit_any_language(feats, seed, target_precision, folds)}
+    shared_threshold = _pick_threshold(oof, d.y, d.hard, target_precision)
+    choice: dict[str, str] = {}
+    for lang, base in d.bases.items():
+        rows = d.lang == lang
+        w, b = models.get(lang, models["*"])
+        # a small language's own out-of-fold F1 is too noisy to place a threshold: it takes the shared one
+        threshold = _pick_threshold(oof[rows], d.y[rows], d.hard[rows], target_precision) if lang in own else shared_threshold
+        gates[lang] = LanguageGate(
+            **{
+                **base.__dict__,
+                "weights": {c: float(v) for c, v in zip(DESIGN_COLUMNS, w)},
+                "bias": b,
+                "n_train": int((rows & soft).sum()),
+                "threshold": threshold,
+            }
+        )
+        choice[lang] = "own" if lang in own else "pooled"
+    return gates, choice
+
+
+def _any_language_design(feats: pl.DataFrame) -> tuple[_Design, LanguageGate]:
+    """The design of all pairs as if their language were unknown: one length model for all."""
+    base = _base_gate(feats)
+    d = _design(feats.with_columns(pl.lit("*").alias("lang")))
+    return d, base
+
+
+def _fit_any_language(feats: pl.DataFrame, seed: int, target_precision: float | None, folds: int = 5) -> LanguageGate:
+    """The ``"*"`` gate: every language at once, with one pooled length model (what it meets at run time)."""
+    d, base = _any_language_design(feats)
+    oof = _oof(d, np.ones(len(d.y), dtype=bool), seed, folds)
+    w, b = _fit_lr(d.x[~d.hard], d.y[~d.hard], seed)
+    return _with_length(
+        base,
+        base,
+        weights={c: float(v) for c, v in zip(DESIGN_COLUMNS, w)},
+        bias=b,
+        n_train=int((~d.hard).sum()),
+        threshold=_pick_threshold(oof, d.y, d.hard, target_precision),
+    )
+
+
+def _refit(gates: dict[str, LanguageGate], choice: dict[str, str], feats: pl.DataFrame, seed: int) -> dict[str, LanguageGate]:
+    """The gates with weights and length statistics refitted on ``feats``; thresholds and model choices kept."""
+    d = _design(feats)
+    soft = ~d.hard
+    own = [lang for lang, c in choice.items() if c == "own"]
+    models = _fit_joint(d.x[soft], d.y[soft], d.lang[soft], own, seed)
+    da, all_base = _any_language_design(feats)
+    aw, ab = _fit_lr(da.x[~da.hard], da.y[~da.hard], seed)
+    out = {
+        "*": _with_length(
+            gates["*"],
+            all_base,
+            weights={c: float(v) for c, v in zip(DESIGN_COLUMNS, aw)},
+            bias=ab,
+            n_train=int((~da.hard).sum()),
+        )
+    }
+    for lang, gate in gates.items():
+        if lang == "*":
+            continue
+        base = d.bases.get(lang)
+        if base is None:
+            out[lang] = gate
+            continue
+        w, b = models.get(lang, models["*"])
+        out[lang] = _with_length(
+            gate,
+            base,
+            weights={c: float(v) for c, v in zip(DESIGN_COLUMNS, w)},
+            bias=b,
+            n_train=int((soft & (d.lang == lang)).sum()),
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+def _prf(keep: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    tp = float((keep & y).sum())
+    prec = tp / keep.sum() if keep.sum() else 1.0
+    rec = tp / y.sum() if y.sum() else 1.0
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    return {
+        "precision": round(float(prec), 4),
+        "recall": round(float(rec), 4),
+        "f1": round(float(f1), 4),
+        "n": int(len(y)),
+        "n_good": int(y.sum()),
+    }
+
+
+def apply_gates(feats: pl.DataFrame, gates: dict[str, LanguageGate]) -> pl.DataFrame:
+    """``feats`` with ``verify_p``, ``keep``, ``reason`` and ``detail`` from ``gates`` (``"*"`` for other languages)."""
+    parts = []
+    for (lang,), part in feats.group_by("lang", maintain_order=True):
+        gate = gates.get(str(lang), gates.get("*"))
+        if gate is None:
+            raise KeyError(f"no gate for {lang!r} and no '*' gate")
+        probe = part.drop("verify_p", strict=False)
+        reasons, details = decide(probe, gate, _lid_guesses(part), str(lang))
+        from corpusalign.verify.gate import predict_proba
+
+        parts.append(
+            part.with_columns(
+                pl.Series("verify_p", predict_proba(probe, gate), dtype=pl.Float32),
+                pl.Series("reason", reasons, dtype=pl.String),
+                pl.Series("detail", details, dtype=pl.String),
+            ).with_columns(pl.col("reason").is_null().alias("keep"))
+        )
+    return pl.concat(parts)
+
+
+def evaluate(scored: pl.DataFrame) -> dict[str, Any]:
+    """Precision/recall/F1 overall, per language and for short sources; per fault kind the share kept."""
+
+    def block(df: pl.DataFrame) -> dict[str, Any]:
+        out = _prf(df["keep"].to_numpy(), df["label"].to_numpy().astype(bool))
+        if "kind" in df.columns:
+            kinds: dict[str, Any] = {}
+            for (kind,), part in df.group_by("kind", maintain_order=True):
+                kept = float(part["keep"].mean())
+                kinds[str(kind)] = {"n": part.height, "kept": round(kept, 4)}
+            out["kinds"] = dict(sorted(kinds.items()))
+        return out
+
+    short = scored.filter(pl.col("src_text").str.split(" ").list.len() <= SHORT_WORDS)
+    return {
+        "overall": block(scored),
+        "per_language": {str(lang): block(part) for (lang,), part in scored.sort("lang").group_by("lang", maintain_order=True)},
+        "short_texts": block(short) if short.height else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the three modes
+# ---------------------------------------------------------------------------------------------
+
+
+_LANG_COLUMN = re.compile(r"^[a-z]{2,3}$")
+
+
+def _to_concepts(pairs: pl.DataFrame, src: str) -> pl.DataFrame:
+    """The wide concept table (``concept_id``, ``src``, one column per language) behind long ``pairs``.
+
+    Extra columns of ``pairs`` named by a language code (``fr``, ``es``) hold the concept's text in
+    that language; they join the table (used by ``wrong_language`` faults only).
+    """
+    wide = pairs.select("concept_id", "lang", "tgt_text").unique(["concept_id", "lang"], keep="first", maintain_order=True)
+    wide = wide.pivot(on="lang", index="concept_id", values="tgt_text")
+    extra = [c for c in pairs.columns if _LANG_COLUMN.match(c) and c not in wide.columns and c not in (src, "lang")]
+    srcs = pairs.select("concept_id", pl.col("src_text").alias(src), *extra).unique(
+        "concept_id", keep="first", maintain_order=True
+    )
+    return srcs.join(wide, on="concept_id", how="left", maintain_order="left")
+
+
+def _split(concepts: Sequence[str], share: float, seed: int) -> set[str]:
+    uniq = sorted(set(concepts))
+    rng = np.random.default_rng(seed + 7919)
+    n = int(round(len(uniq) * share))
+    return set(np.array(uniq, dtype=object)[rng.permutation(len(uniq))[:n]].tolist())
+
+
+def calibrate(
+    pairs: pl.DataFrame,
+    embedder: Embedder,
+    src: str,
+    lid: LidSpec = None,
+    target_precision: float | None = None,
+    seed: int = 0,
+    *,
+    labels: bool = True,
+    margin_k: int = 4,
+    heldout_share: float = 0.3,
+    min_pairs: int = MIN_PAIRS,
+    rounds: int | None = None,
+    refit: bool = True,
+) -> CalibrationResult:
+    """Fit one :class:`LanguageGate` per target language of ``pairs`` plus the pooled ``"*"`` gate.
+
+    ``pairs``: ``concept_id, lang, src_text, tgt_text`` and optionally ``label`` (bool, ``True`` =
+    faithful), ``kind`` (fault kind, for the metrics), ``lid_expected`` and ``lid_lang``; in the
+    synthetic mode, extra columns named by a language code (``fr``) give the concept's text in
+    languages that are not calibrated but may fill ``wrong_language`` faults. ``embedder``:
+    the embedder the gates are for. ``src``: the source language. ``lid``: how to get
+    ``lid_expected`` (and ``lid_lang``, the top guess the hard ``wrong_language`` rule needs) when
+    ``pairs`` lacks it: ``None``/``True`` the bundled fastText lid.176, a path to another fastText
+    model, a callable ``(texts, langs) -> probabilities`` (no top guess then), or ``False`` (none:
+    the gates then impute it). ``target_precision``: choose thresholds for the best recall at this
+    precision instead of the best F1. ``labels=False``: the unlabelled mode (see the module docstring).
+    ``rounds``: synthetic mode, how many corrupted copies per language (default: enough for about
+    600 pairs, at most 8). ``refit``: refit the weights on all pairs after the held-out evaluation.
+
+    Returns the gates and ``metrics``: ``mode``, ``embedder``, per-language/overall/short-text
+    precision, recall and F1 on the held-out concepts and, per fault kind, the share of faulty pairs
+    kept (lower is better).
+    """
+    need = {"concept_id", "lang", "src_text", "tgt_text"}
+    if not need <= set(pairs.columns):
+        raise ValueError(f"pairs needs the columns {sorted(need)}, has {pairs.columns}")
+    pairs = pairs.filter(pl.col("src_text").is_not_null() & pl.col("tgt_text").is_not_null() & (pl.col("lang") != src))
+    pairs = pairs.with_columns(pl.col("concept_id").cast(pl.String))
+    if pairs.height == 0:
+        raise ValueError("no pairs to calibrate on")
+    if not labels:
+        return _calibrate_unlabelled(pairs, embedder, src, lid, margin_k, seed)
+
+    pool = None
+    if "label" in pairs.columns:
+        mode = "labelled"
+        data = pairs
+    else:
+        mode = "synthetic"
+        concepts = _to_concepts(pairs, src)
+        tgts = sorted(pairs["lang"].unique().to_list())
+        counts = dict(pairs.group_by("lang").len().iter_rows())
+        noisy = []
+        for lang in tgts:
+            n_rounds = rounds or max(1, min(MAX_ROUNDS, math.ceil(TARGET_PAIRS / max(counts[lang], 1))))
+            for r in range(n_rounds):
+                # every language's other columns stay available for wrong_language
+                part = make_noisy_set(
+                    concepts, src, [lang], seed=seed * 1000 + r * 17 + tgts.index(lang), keep_punct_share=KEEP_PUNCT_SHARE
+                )
+                noisy.append(part.with_columns(pl.lit(r, dtype=pl.Int32).alias("_round")))
+        data = pl.concat(noisy)
+        pool = "_round"
+    log.info("calibrate (%s): %d pairs, languages %s", mode, data.height, sorted(data["lang"].unique().to_list()))
+    feats = score_pairs(data, embedder, lid, margin_k=margin_k, pool=pool)
+
+    held = _split(feats["concept_id"].to_list(), heldout_share, seed)
+    is_held = feats["concept_id"].is_in(list(held))
+    train, test = feats.filter(~is_held), feats.filter(is_held)
+
+    gates, choice = _fit_gates(train, seed, target_precision, min_pairs)
+    scored = apply_gates(test, gates) if test.height else None
+    metrics: dict[str, Any] = {
+        "mode": mode,
+        "embedder": embedder.describe(),
+        "seed": seed,
+        "margin_k": margin_k,
+        "n_pairs": feats.height,
+        "n_train": train.height,
+        "n_heldout": test.height,
+        "target_precision": target_precision,
+        "model": choice,
+        "refit_on_all": refit,
+    }
+    if scored is not None:
+        metrics.update(evaluate(scored))
+        # the pooled gate on every language, as a stand-in for languages without their own gate
+        metrics["pooled_gate"] = evaluate(apply_gates(test, {"*": gates["*"]}))["overall"]
+    if refit:
+        gates = _refit(gates, choice, feats, seed)
+    for lang, gate in list(gates.items()):
+        m = metrics.get("per_language", {}).get(lang) if lang != "*" else metrics.get("pooled_gate")
+        if m:
+            gates[lang] = LanguageGate(**{**gate.__dict__, "precision": m["precision"], "recall": m["recall"]})
+    return CalibrationResult(gates=gates, metrics=metrics, heldout=scored)
+
+
+def _calibrate_unlabelled(
+    pairs: pl.DataFrame, embedder: Embedder, src: str, lid: LidSpec, margin_k: int, seed: int
+) -> CalibrationResult:
+    from corpusalign.extras import require
+
+    mixture = require("sklearn.mixture", extra="calibrate", purpose="calibrating verification gates")
+    feats = score_pairs(pairs, embedder, lid, margin_k=margin_k)
+    gates: dict[str, LanguageGate] = {}
+    per_lang: dict[str, Any] = {}
+    for (lang,), part in list(feats.group_by("lang", maintain_order=True)) + [(("*",), feats)]:
+        m = part["margin"].drop_nulls().to_numpy().astype(np.float64).reshape(-1, 1)
+        base = _base_gate(part)
+        if len(m) < 10:
+            continue
+        gm = mixture.GaussianMixture(2, random_state=seed).fit(m)
+        hi = int(np.argmax(gm.means_[:, 0]))
+        grid = np.linspace(m.min(), m.max(), 2001).reshape(-1, 1)
+        post = gm.predict_proba(grid)[:, hi]
+        cut = float(grid[np.argmax(post >= 0.5), 0])
+        scale = 60.0  # steep logistic around the cut: p = 0.5 at the boundary between the components
+        gate = _with_length(base, base, weights={"margin": scale}, bias=-scale * cut, threshold=0.5, n_train=len(m))
+        gate = LanguageGate(**{**gate.__dict__, "impute": {**base.impute, "margin": cut + 0.05}})
+        # estimated precision/recall from the mixture: mass of the upper component above/below the cut
+        resp = gm.predict_proba(m)[:, hi]
+        keep = m[:, 0] >= cut
+        est_p = float(resp[keep].sum() / max(keep.sum(), 1))
+        est_r = float(resp[keep].sum() / max(resp.sum(), 1e-9))
+        gates[str(lang)] = LanguageGate(**{**gate.__dict__, "precision": round(est_p, 4), "recall": round(est_r, 4)})
+        per_lang[str(lang)] = {
+            "margin_cut": round(cut, 4),
+            "good_share_estimated": round(float(resp.mean()), 4),
+            "precision_estimated": round(est_p, 4),
+            "recall_estimated": round(est_r, 4),
+            "n": int(len(m)),
+        }
+    metrics = {
+        "mode": "unlabelled",
+        "embedder": embedder.describe(),
+        "seed": seed,
+        "margin_k": margin_k,
+        "n_pairs": feats.height,
+        "per_language": per_lang,
+        "note": "no labels: thresholds from a 2-component Gaussian mixture on the margin; precision and recall are "
+        "estimates from the mixture, not measurements",
+    }
+    return CalibrationResult(gates=gates, metrics=metrics, heldout=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+# ---------------------------------------------------------------------------------------------
+
+
+def _comment_lines(result: CalibrationResult) -> list[str]:
+    m = result.metrics
+    lines = [
+        f"verification gates calibrated by corpusalign.verify.calibrate ({m.get('mode')} mode) on "
+        f"{_dt.date.today().isoformat()} with {m.get('embedder')}"
+    ]
+    estimated = m.get("mode") == "unlabelled"
+    lines.append(
+        "expected precision / recall per language"
+        + (" (ESTIMATED from score distributions):" if estimated else " (held-out pairs):")
+    )
+    for lang, gate in sorted(result.gates.items()):
+        if gate.precision is None:
+            lines.append(f"  {lang}: unknown")
+            continue
+        pl_ = m.get("per_language", {}).get(lang, {})
+        extra = f", F1 {pl_['f1']:.3f}, n={pl_['n']}" if "f1" in pl_ else ""
+        lines.append(f"  {lang}: precision {gate.precision:.3f}, recall {gate.recall:.3f}{extra}, threshold {gate.threshold:.3f}")
+    return lines
+
+
+def summary_table(metrics: dict[str, Any]) -> str:
+    """The held-out metrics as a plain-text table: one line per language, short texts and the pooled gate."""
+    if metrics.get("mode") == "unlabelled":
+        lines = [f"unlabelled calibration ({metrics.get('note')})"]
+        for lang, m in metrics.get("per_language", {}).items():
+            lines.append(
+                f"  {lang:4s} margin cut {m['margin_cut']:.3f}, estimated precision {m['precision_estimated']:.3f}, "
+                f"recall {m['recall_estimated']:.3f} (n={m['n']})"
+            )
+        return "\n".join(lines)
+    rows = [
+        ("overall", metrics.get("overall")),
+        *metrics.get("per_language", {}).items(),
+        ("short", metrics.get("short_texts")),
+        ("pooled *", metrics.get("pooled_gate")),
+    ]
+    kinds = sorted({k for _, m in rows if m for k in m.get("kinds", {}) if k != "good"})
+    head = f"{'held-out':9s} {'P':>6s} {'R':>6s} {'F1':>6s} {'n':>6s}  " + " ".join(f"{k[:12]:>12s}" for k in kinds)
+    lines = [f"{metrics.get('mode')} calibration with {metrics.get('embedder')}; share of faulty pairs kept per kind:", head]
+    for name, m in rows:
+        if not m:
+            continue
+        cells = " ".join(f"{m['kinds'][k]['kept']:>12.3f}" if k in m.get("kinds", {}) else f"{'-':>12s}" for k in kinds)
+        lines.append(f"{name:9s} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} {m['n']:6d}  {cells}")
+    return "\n".join(lines)
+
+
+def write_pipeline(
+    result: CalibrationResult, path: str | Path, base_pipeline: str | Path | None = None, embedder: str | None = None
+) -> Path:
+    """Write a pipeline YAML whose ``verify.gates`` hold ``result.gates``, with expected precision/recall as comments.
+
+    With ``base_pipeline``, every other setting (and the rest of its ``verify`` section) is copied
+    from that file; otherwise the file holds only the ``verify`` section. Load it like any pipeline
+    file (``verify: {gates: {de: {...}, "*": {...}}}``).
+    """
+    import yaml
+
+    base: dict[str, Any] = {}
+    if base_pipeline is not None:
+        with open(base_pipeline, encoding="utf-8") as f:
+            base = yaml.safe_load(f) or {}
+    verify = dict(base.pop("verify", None) or {})
+    if embedder is not None:  # gates are fitted for one embedder: record which
+        verify["embedder"] = embedder
+    verify["gates"] = {lang: gate.to_dict() for lang, gate in sorted(result.gates.items(), key=lambda kv: kv[0] == "*")}
+    head = "".join(f"# {line}\n" for line in _comment_lines(result))
+    body = yaml.safe_dump(base, sort_keys=False, allow_unicode=True) if base else ""
+    ver = yaml.safe_dump({"verify": verify}, sort_keys=False, allow_unicode=True, default_flow_style=None, width=120)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(head + body + ver, encoding="utf-8")
+    return path
+
+
+def write_gates_json(result: CalibrationResult, path: str | Path, provenance: dict[str, Any]) -> Path:
+    """Write ``{"provenance": ..., "metrics": ..., "gates": {lang: gate}}`` (the format of ``gates_e5_small.json``)."""
+    doc = {
+        "provenance": provenance,
+        "metrics": result.metrics,
+        "gates": {lang: gate.to_dict() for lang, gate in sorted(result.gates.items())},
+    }
+    path = Path(path)
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_concepts(paths: Sequence[str]) -> pl.DataFrame:
+    frames = [pl.read_ndjson(p, infer_schema_length=None) for p in paths]
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def sample_files() -> list[str]:
+    """The bundled sample files (UDHR en/de/ja/sw, Tatoeba en/de/ja)."""
+    from importlib import resources
+
+    root = resources.files("corpusalign") / "data" / "sample"
+    return [str(root / name) for name in ("udhr_en_de_ja_sw.jsonl", "tatoeba_en_de_ja.jsonl")]
+
+
+def concept_pairs(concepts: pl.DataFrame, src: str, tgts: Sequence[str]) -> pl.DataFrame:
+    """Long ``concept_id, lang, src_text, tgt_text`` pairs from a wide concept table (one column per language).
+
+    Other language columns of the table are kept available to the synthetic ``wrong_language`` fault
+    only through the targets listed; pass every language you want to appear.
+    """
+    rows = []
+    for lang in tgts:
+        if lang in concepts.columns:
+            rows.append(
+                concepts.select(
+                    pl.col("concept_id").cast(pl.String),
+                    pl.lit(lang).alias("lang"),
+                    pl.col(src).alias("src_text"),
+                    pl.col(lang).alias("tgt_text"),
+                )
+            )
+    return pl.concat(rows).filter(pl.col("src_text").is_not_null() & pl.col("tgt_text").is_not_null())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m corpusalign.verify.calibrate", description=__doc__.split("\n")[0])
+    ap.add_argument("--input", nargs="*", default=None, help="JSONL concept files (concept_id + one column per language)")
+    ap.add_argument("--sample", action="store_true", help="use the bundled sample (UDHR + Tatoeba)")
+    ap.add_argument("--src", default="en")
+    ap.add_argument("--tgt", default="de,ja,sw", help="target languages to calibrate (comma-separated)")
+    ap.add_argument(
+        "--wrong-language-from",
+        default="de,ja,sw,fr,es",
+        help="languages whose texts may fill the wrong_language fault (comma-separated)",
+    )
+    ap.add_argument("--embedder", default="e5")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--target-precision", type=float, default=None)
+    ap.add_argument("--unlabelled", action="store_true", help="no synthetic labels: mixture thresholds on the margin")
+    ap.add_argument("--out", default=None, help="write the gates JSON here")
+    ap.add_argument("--pipeline-out", default=None, help="write a pipeline YAML with the gates here")
+    ap.add_argument("--base-pipeline", default=None)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    files = sample_files() if args.sample or not args.input else list(args.input)
+    concepts = _read_concepts(files)
+    tgts = [t for t in args.tgt.split(",") if t]
+    extra = [t for t in args.wrong_language_from.split(",") if t and t not in tgts and t != args.src]
+    pairs = concept_pairs(concepts, args.src, tgts)
+    extra = [c for c in extra if c in concepts.columns]
+    if extra:  # languages that only fill wrong_language faults ride along as extra columns
+        pairs = pairs.join(
+            concepts.select(pl.col("concept_id").cast(pl.String), *extra).unique("concept_id", keep="first"),
+            on="concept_id",
+            how="left",
+            maintain_order="left",
+        )
+    from corpusalign.embed.base import make_embedder
+
+    embedder = make_embedder(args.embedder)
+    result = calibrate(
+        pairs, embedder, args.src, target_precision=args.target_precision, seed=args.seed, labels=not args.unlabelled
+    )
+    provenance = {
+        "command": "python -m corpusalign.verify.calibrate " + " ".join(sys.argv[1:] if argv is None else argv),
+        "data": [Path(f).name for f in files],
+        "src": args.src,
+        "tgt": tgts,
+        "date": _dt.date.today().isoformat(),
+        "embedder": embedder.describe(),
+        "corpusalign_version": _version(),
+    }
+    print(summary_table(result.metrics))
+    if args.out:
+        write_gates_json(result, args.out, provenance)
+    if args.pipeline_out:
+        write_pipeline(result, args.pipeline_out, args.base_pipeline)
+    return 0
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("corpusalign")
+    except Exception:  # noqa: BLE001 - not installed: run from a checkout
+        return "unknown"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

