@@ -222,7 +222,7 @@ corpusalign build --tgt=de --no-such-flag
         ("validate", []),
     ]
     assert _problems(calls) == [
-        "corpusalign frobnicate: no such command (commands: ['build', 'inspect', 'validate'])",
+        f"corpusalign frobnicate: no such command (commands: {sorted(commands())})",
         "corpusalign build --no-such-flag: no such option",
     ]
 
