@@ -35,6 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# the non-model pipeline: verification (embeddings) off
+NO_VERIFY = Path(__file__).resolve().parent / "pipelines" / "no-verify.yaml"
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -143,7 +146,20 @@ def corpusalign_exe() -> str:
 
 def run_build(corpus_path: Path, out: Path) -> dict[str, Any]:
     """One measured build in a fresh wrapper process; returns wall, peak RSS and stats.json."""
-    cmd = [corpusalign_exe(), "build", "--src", "en", "--tgt", "de,ja", "-i", str(corpus_path), "-o", str(out)]
+    cmd = [
+        corpusalign_exe(),
+        "build",
+        "--src",
+        "en",
+        "--tgt",
+        "de,ja",
+        "-p",
+        str(NO_VERIFY),
+        "-i",
+        str(corpus_path),
+        "-o",
+        str(out),
+    ]
     cmd += ["--quiet", "--overwrite"]
     report = out.with_name(out.name + ".measure.json")
     subprocess.run([sys.executable, "-c", _MEASURE, str(report), *cmd], check=True)

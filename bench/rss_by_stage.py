@@ -15,6 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+# the non-model pipeline: verification (embeddings) off
+NO_VERIFY = Path(__file__).resolve().parent / "pipelines" / "no-verify.yaml"
+
 
 def stage_of(out: Path) -> str:
     work = out / "_work"
@@ -32,7 +35,22 @@ def stage_of(out: Path) -> str:
 def main() -> None:
     corpus, out = Path(sys.argv[1]), Path(sys.argv[2])
     exe = Path(sys.executable).parent / "corpusalign"
-    cmd = [str(exe), "build", "--src", "en", "--tgt", "de,ja", "-i", str(corpus), "-o", str(out), "--quiet", "--overwrite"]
+    cmd = [
+        str(exe),
+        "build",
+        "--src",
+        "en",
+        "--tgt",
+        "de,ja",
+        "-p",
+        str(NO_VERIFY),
+        "-i",
+        str(corpus),
+        "-o",
+        str(out),
+        "--quiet",
+        "--overwrite",
+    ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd)
     peaks: dict[str, int] = {}

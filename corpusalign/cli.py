@@ -137,6 +137,7 @@ def _read_dev_pairs(paths: list[Path], src: str, tgt: list[str]):
     import polars as pl
 
     from corpusalign.read.formats import read_all
+    from corpusalign.verify.corrupt import PAIR_SCHEMA
 
     rows: list[dict] = []
     for item in read_all(paths):
@@ -156,17 +157,7 @@ def _read_dev_pairs(paths: list[Path], src: str, tgt: list[str]):
                 rows.append(
                     {"concept_id": cid, "lang": lang, "src_text": source, "tgt_text": target, "label": None, "kind": None}
                 )
-    pairs = pl.DataFrame(
-        rows,
-        schema={
-            "concept_id": pl.String,
-            "lang": pl.String,
-            "src_text": pl.String,
-            "tgt_text": pl.String,
-            "label": pl.Boolean,
-            "kind": pl.String,
-        },
-    )
+    pairs = pl.DataFrame(rows, schema=PAIR_SCHEMA)
     if pairs["label"].null_count() == pairs.height:
         pairs = pairs.drop("label", "kind")
     return pairs

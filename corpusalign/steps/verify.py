@@ -16,6 +16,7 @@ weakest field (lowest ``verify_p``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -66,10 +67,14 @@ class VerifyStep(Step):
     def describe(self) -> str:
         return f"{super().describe()} using {self.embedder.describe()}"
 
-    def _embed(self, texts: list[str], cache: dict[str, np.ndarray]) -> np.ndarray:
+    def _embed(self, texts: list[str], cache: dict[str, np.ndarray], stats: StepStats) -> np.ndarray:
         todo = [t for t in dict.fromkeys(texts) if t not in cache]
         if todo:
-            for text, vec in zip(todo, self.embedder.encode(todo), strict=True):
+            start = time.perf_counter()
+            vectors = self.embedder.encode(todo)
+            stats.count("model_ms", round((time.perf_counter() - start) * 1000))  # time inside the embedding model
+            stats.count("texts_embedded", len(todo))
+            for text, vec in zip(todo, vectors, strict=True):
                 cache[text] = vec
             if self.on_progress:
                 self.on_progress(len(todo))
@@ -95,8 +100,8 @@ class VerifyStep(Step):
                     feats = pair_features(
                         src_texts,
                         tgt_texts,
-                        self._embed(src_texts, cache),
-                        self._embed(tgt_texts, cache),
+                        self._embed(src_texts, cache, stats),
+                        self._embed(tgt_texts, cache, stats),
                         str(lang),
                         margin_k=cfg.verify.margin_k,
                     ).with_columns(part["lid_expected"].alias("lid_expected"))

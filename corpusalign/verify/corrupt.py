@@ -55,6 +55,16 @@ CORRUPTIONS: tuple[str, ...] = (
 )
 KINDS: tuple[str, ...] = ("good", *CORRUPTIONS)
 
+#: Columns of a set of (possibly corrupted) translation pairs, as calibration and benchmarks use them.
+PAIR_SCHEMA = {
+    "concept_id": pl.String,
+    "lang": pl.String,
+    "src_text": pl.String,
+    "tgt_text": pl.String,
+    "label": pl.Boolean,  # True: a faithful pair
+    "kind": pl.String,  # "good" or the corruption
+}
+
 #: Language-neutral UI templates: ``{text}`` is the real text of each language.
 UI_TEMPLATES: tuple[str, ...] = (
     "{{user}}: {text}",
@@ -262,12 +272,4 @@ def make_noisy_set(
         out.append(
             {"concept_id": p["concept_id"], "lang": lang, "src_text": s, "tgt_text": new, "label": kind == "good", "kind": kind}
         )
-    schema = {
-        "concept_id": pl.String,
-        "lang": pl.String,
-        "src_text": pl.String,
-        "tgt_text": pl.String,
-        "label": pl.Boolean,
-        "kind": pl.String,
-    }
-    return pl.DataFrame(out, schema=schema)
+    return pl.DataFrame(out, schema=PAIR_SCHEMA)
