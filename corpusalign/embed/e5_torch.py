@@ -522,10 +522,10 @@ def embed_windows(
             weights.append(float(w))
             seqs.append(ids)
     device = next(model.parameters()).device
-    sums = np.zeros((n, hidden), dtype=np.float64)
-    wsum = np.zeros(n, dtype=np.float64)
+    sums = np.zeros((n, hidden), dtype=np.float32)
+    wsum = np.zeros(n, dtype=np.float32)
     owner_arr = np.asarray(owner)
-    weight_arr = np.asarray(weights)
+    weight_arr = np.asarray(weights, dtype=np.float32)
     with torch.inference_mode():
         for idx in length_batches([len(s) for s in seqs], batch_size, max_tokens):
             longest = len(seqs[idx[0]])
@@ -538,10 +538,10 @@ def embed_windows(
             mask_t = torch.from_numpy(mask).to(device)
             states = model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state.float()
             m = mask_t.unsqueeze(-1).float()
-            means = ((states * m).sum(dim=1) / m.sum(dim=1)).cpu().numpy().astype(np.float64)
+            means = ((states * m).sum(dim=1) / m.sum(dim=1)).cpu().numpy()
             np.add.at(sums, owner_arr[idx], means * weight_arr[idx, None])
             np.add.at(wsum, owner_arr[idx], weight_arr[idx])
-    return l2_normalise((sums / wsum[:, None]).astype(np.float32))
+    return l2_normalise(sums / wsum[:, None])
 
 
 # -------------------------------------------------------------------------------------------- cache
