@@ -1,6 +1,7 @@
 """Command-line interface: a thin layer over :mod:`corpusalign.runner` and :mod:`corpusalign.store`.
 
-Commands: ``build``, ``inspect``, ``validate``. Each has ``--help``; the README lists them all.
+Commands: ``build``, ``report``, ``card``, ``inspect``, ``validate``, ``calibrate``, ``align``. Each has
+``--help``; the README lists them all.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ def build(
     keep_work: Annotated[bool, typer.Option(help="Keep the working files (_work/) after a successful build.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved plan and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
+    report: Annotated[bool, typer.Option(help="Write report.json and report.html beside the shards.")] = True,
 ) -> None:
-    """Build a corpus: read -> translate -> normalise -> language-ID -> dedup -> select -> shards.
+    """Build a corpus: read -> translate -> normalise -> language-ID -> dedup -> verify -> select -> shards -> report.
 
     Re-running an interrupted build with the same arguments resumes it.
     """
@@ -125,10 +127,23 @@ def build(
     except KeyboardInterrupt:
         err.print(f"[yellow]interrupted.[/yellow] Run the same command again to resume the build in {output}.")
         raise typer.Exit(130) from None
+    report_path = None
+    if report:
+        from corpusalign.report import REPORT_HTML, current_report, write_report
+
+        try:
+            current = (result.output / REPORT_HTML).exists() and current_report(result.output).get("manifest_digest")
+            if not (result.up_to_date and current):
+                write_report(result.output)
+            report_path = result.output / REPORT_HTML
+        except Exception as exc:  # the corpus is built; a report failure must not hide that
+            err.print(f"[yellow]corpus built, but the report failed:[/yellow] {exc}. Try: corpusalign report {result.output}")
     if not quiet:
         from corpusalign.summary import print_build_summary
 
         print_build_summary(result.manifest, result.output, None if result.up_to_date else result.seconds, console)
+        if report_path:
+            console.print(f"report: {report_path}")
 
 
 def _read_dev_pairs(paths: list[Path], src: str, tgt: list[str]):
@@ -252,6 +267,81 @@ def align(
         source, targets, output, embedder_spec=embedder, src_lang=src, window=window, keep_unmatched=not drop_unmatched, **extra
     )
     console.print_json(data=summary)
+
+
+@app.command()
+def report(
+    corpus: Annotated[list[Path], typer.Argument(help="A built corpus directory; give two to compare builds (A B).")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write (default: the corpus directory; for A B, the current directory)."),
+    ] = None,
+    fail_under: Annotated[
+        list[str] | None, typer.Option(help="NAME=VALUE: exit 1 when metric NAME of report.json is below VALUE. Repeatable.")
+    ] = None,
+    fail_over: Annotated[
+        list[str] | None, typer.Option(help="NAME=VALUE: exit 1 when metric NAME of report.json is above VALUE. Repeatable.")
+    ] = None,
+) -> None:
+    """Write report.html and report.json from a build's artefacts (never re-runs the pipeline).
+
+    Metric names for --fail-under/--fail-over: kept_ratio, concept_kept_ratio, complete_ratio,
+    kept_ratio.<lang>, drop_rate.<reason>, lid_agreement.<lang>, verify_p.median.<lang>, ...
+    (the "metrics" of report.json).
+    """
+    from corpusalign.report import write_report
+    from corpusalign.report.checks import CheckError, evaluate, parse
+    from corpusalign.report.compare import write_compare
+
+    if len(corpus) not in (1, 2):
+        err.print("[red]give one corpus directory, or two to compare[/red]")
+        raise typer.Exit(2)
+    try:
+        checks = parse(fail_under or [], "under") + parse(fail_over or [], "over")
+        if len(corpus) == 2:
+            if checks:
+                raise CheckError("--fail-under/--fail-over apply to one corpus, not to a comparison")
+            cmp, json_path, html_path = write_compare(corpus[0], corpus[1], output or Path("."))
+            console.print(f"compared {corpus[0]} (A) with {corpus[1]} (B): {html_path}  {json_path}")
+            return
+        rep, json_path, html_path = write_report(corpus[0], output)
+        passed, failed = evaluate(checks, rep["metrics"])
+    except (FileNotFoundError, CheckError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    h = rep["headline"]
+    console.print(
+        f"{corpus[0]}: {h['concepts_kept']:,} of {h['concepts_in']:,} concepts kept, {h['concepts_complete']:,} with every "
+        f"language; rows kept {h['kept_rows']:,} ({100 * h['kept_ratio']:.1f}%)"
+    )
+    console.print(f"report: {html_path}  {json_path}")
+    for line in passed:
+        console.print(f"[green]✓[/green] {line}", highlight=False)
+    for line in failed:
+        err.print(f"[red]✗[/red] {line}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def card(
+    corpus: Annotated[Path, typer.Argument(help="A built corpus directory.")],
+    meta: Annotated[
+        Path | None,
+        typer.Option(help="Card file (YAML) with sources, licences and limitations. [default: card.yaml beside the inputs]"),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Card name: data_cards/NAME.md. [default: the corpus directory name]")] = None,
+    cards_dir: Annotated[Path, typer.Option(help="Folder for the copy of the card.")] = Path("data_cards"),
+) -> None:
+    """Write a Hugging Face dataset card: CORPUS/README.md and data_cards/NAME.md."""
+    from corpusalign.report.card import CardError, write_card
+
+    try:
+        _, paths = write_card(corpus, meta_path=meta, name=name, cards_dir=cards_dir)
+    except (FileNotFoundError, CardError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print("card: " + "  ".join(str(p) for p in paths))
 
 
 @app.command()

@@ -39,6 +39,7 @@ def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "No --input given" in text and "bundled sample" in text
     assert "accounting holds" in text
     assert "Next: corpusalign validate" in text
+    assert f"report: {out / 'report.html'}" in text and (out / "report.json").exists()
     return out
 
 
@@ -146,7 +147,7 @@ def test_every_command_has_help() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     names = commands()
-    assert {"build", "inspect", "validate"} <= set(names)
+    assert {"build", "report", "card", "inspect", "validate"} <= set(names)
     for name in names:
         assert name in result.output
         sub = runner.invoke(app, [name, "--help"])

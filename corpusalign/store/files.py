@@ -35,12 +35,17 @@ def write_parquet(table: pa.Table, path: Path, schema: pa.Schema) -> Path:
     return path
 
 
-def write_json(obj: Any, path: Path) -> Path:
+def write_text(text: str, path: Path) -> Path:
+    """Write ``text`` (UTF-8) atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     _fsync_replace(tmp, path)
     return path
+
+
+def write_json(obj: Any, path: Path) -> Path:
+    return write_text(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n", path)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

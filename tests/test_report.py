@@ -1,0 +1,350 @@
+"""Reports, comparisons, quality gates and data cards, checked against builds whose content is known."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from corpusalign.cli import app
+from corpusalign.report import REPORT_HTML, REPORT_JSON, write_report
+from corpusalign.report.card import front_matter, size_category, write_card
+from corpusalign.report.checks import CheckError, evaluate, parse
+from corpusalign.report.collect import REPORT_VERSION, collect
+from corpusalign.report.compare import compare
+
+runner = CliRunner()
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "report.md"
+
+
+def _known_corpus(udhr_rows: list[dict[str, Any]], path: Path) -> Path:
+    """Six UDHR concepts in en/de/ja plus one malformed line:
+
+    * 4 complete concepts;
+    * 1 exact copy of the first concept under another id (a duplicate: all 3 rows rejected);
+    * 1 concept without Japanese (``missing_target`` for ja; en and de kept);
+    * 1 line that is not JSON (quarantined).
+    """
+    good = [r for r in udhr_rows if r["concept_id"].startswith("udhr.art")][:5]
+    lines = [json.dumps({k: r[k] for k in ("concept_id", "en", "de", "ja")}, ensure_ascii=False) for r in good[:4]]
+    dup = dict(good[0], concept_id="copy.of.first")
+    lines.append(json.dumps({k: dup[k] for k in ("concept_id", "en", "de", "ja")}, ensure_ascii=False))
+    lines.append(json.dumps({"concept_id": good[4]["concept_id"], "en": good[4]["en"], "de": good[4]["de"]}, ensure_ascii=False))
+    lines.append('{"concept_id": "broken", "en": ')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def known_build(tmp_path: Path, udhr_rows, run_build) -> Path:
+    corpus = _known_corpus(udhr_rows, tmp_path / "known.jsonl")
+    result = run_build(corpus, tmp_path / "out", src="en", tgt=["de", "ja"])
+    return Path(result.output)
+
+
+def test_report_numbers_match_a_known_build(known_build: Path) -> None:
+    r = collect(known_build)
+    h = r["headline"]
+    assert r["report_version"] == REPORT_VERSION
+    assert (h["input_records"], h["concepts_in"], h["input_rows"]) == (7, 6, 6 * 3 + 1)
+    assert (h["kept_rows"], h["rejected_rows"], h["quarantined_rows"]) == (4 * 3 + 2, 3 + 1, 1)
+    assert (h["concepts_kept"], h["concepts_complete"]) == (5, 4)
+    assert h["accounting_ok"] and h["kept_ratio"] == pytest.approx(14 / 19, abs=1e-6)
+    assert h["complete_ratio"] == pytest.approx(4 / 6, abs=1e-6)
+
+    assert r["per_language"]["ja"]["kept_rows"] == 4 and r["per_language"]["ja"]["drop_reasons"] == {
+        "duplicate": 1,
+        "missing_target": 1,
+    }
+    assert r["per_language"]["de"]["kept_rows"] == 5
+    assert r["drop_reasons"]["duplicate"]["rows"] == 3
+    assert r["drop_reasons"]["duplicate"]["per_language"] == {"en": 1, "de": 1, "ja": 1}
+    assert r["drop_reasons"]["missing_target"]["rows"] == 1
+    assert r["drop_reasons"]["quarantined"]["rows"] == 1
+    assert r["metrics"]["drop_rate.duplicate"] == pytest.approx(3 / 19, abs=1e-6)
+
+    assert r["completeness"]["patterns"] == [
+        {"languages": ["en", "de", "ja"], "concepts": 4},
+        {"languages": ["en", "de"], "concepts": 1},
+    ]
+    assert r["completeness"]["concepts_per_language"] == {"en": 5, "de": 5, "ja": 4}
+    assert r["duplicates"]["duplicate"] == {"clusters": 1, "concepts_dropped": 1, "size_histogram": {"2": 1}, "largest": 2}
+    assert r["provenance"]["de"] == {"human:tm": 5} and r["provenance"]["en"] == {"source:-": 5}
+
+    # examples show the dropped row next to its source text; the quarantined line with its position
+    (dup,) = [e for e in r["examples"]["duplicate"] if e["lang"] != "en"][:1]
+    assert dup["concept_id"] == "copy.of.first" and dup["source_text"].startswith("All human beings are born free")
+    (missing,) = r["examples"]["missing_target"]
+    assert missing["lang"] == "ja" and missing["text"] is None and missing["source_text"]
+    (bad,) = r["examples"]["quarantined"]
+    assert bad["source_line"] == 7 and bad["source_file"].endswith("known.jsonl")
+
+    # verification was off: no verification scores, language-ID confidence still there
+    assert r["verification"] is None
+    assert set(r["scores"]) == {"lid_expected"}
+    lid = r["scores"]["lid_expected"]["per_language"]["de"]
+    assert sum(lid["kept"]) == 5 and sum(lid["rejected"]) == 1
+    assert r["timings"]["steps"]["langid"]["rows"] == 18
+
+
+def test_scores_and_thresholds_from_a_verified_build(tmp_path: Path, udhr_rows, run_build) -> None:
+    corpus = _known_corpus(udhr_rows, tmp_path / "known.jsonl")
+    out = run_build(
+        corpus, tmp_path / "out", src="en", tgt=["de", "ja"], verify__enabled=True, verify__embedder="e5-native"
+    ).output
+    r = collect(out)
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    gates = manifest["verification"]["gates"]
+    for score in ("verify_p", "cos", "margin", "len_log_ratio", "copy_sim", "script_ok", "num_agree"):
+        per = r["scores"][score]["per_language"]
+        assert set(per) == {"de", "ja"}, score
+        # every verified target row lands in exactly one bin, kept or rejected
+        kept_de = pl.read_parquet(Path(out) / "shards").filter(pl.col("lang") == "de")
+        assert sum(per["de"]["kept"]) == kept_de[score].drop_nulls().len()
+    assert r["scores"]["verify_p"]["per_language"]["de"]["threshold"] == pytest.approx(
+        (gates.get("de") or gates["*"])["threshold"]
+    )
+    assert r["scores"]["margin"]["per_language"]["ja"]["threshold"] == pytest.approx(
+        ((gates.get("ja") or gates["*"]).get("rules") or {}).get("margin_min", 0.95)
+    )
+    assert r["verification"]["embedder"] == "e5-native"
+    assert "verify_p.median.de" in r["metrics"]
+
+
+def test_report_command_writes_files_and_gates_on_metrics(known_build: Path) -> None:
+    ok = runner.invoke(
+        app, ["report", str(known_build), "--fail-under", "kept_ratio=0.7", "--fail-over", "drop_rate.duplicate=0.2"]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert (known_build / REPORT_JSON).exists() and (known_build / REPORT_HTML).exists()
+    saved = json.loads((known_build / REPORT_JSON).read_text())
+    assert saved["metrics"]["kept_ratio"] == pytest.approx(14 / 19, abs=1e-6)
+
+    low = runner.invoke(app, ["report", str(known_build), "--fail-under", "kept_ratio=0.8"])
+    assert low.exit_code == 1
+    assert "kept_ratio" in low.output and "0.736842" in low.output
+    high = runner.invoke(app, ["report", str(known_build), "--fail-over", "drop_rate.duplicate=0.1"])
+    assert high.exit_code == 1
+
+    unknown = runner.invoke(app, ["report", str(known_build), "--fail-under", "kept_ratoi=0.8"])
+    assert unknown.exit_code == 2 and "did you mean kept_ratio" in " ".join(unknown.output.split())
+    bad = runner.invoke(app, ["report", str(known_build), "--fail-under", "kept_ratio"])
+    assert bad.exit_code == 2
+    missing = runner.invoke(app, ["report", str(known_build / "nope")])
+    assert missing.exit_code == 2
+
+
+def test_checks_parse_and_evaluate() -> None:
+    checks = parse(["a=0.5", "b = 2"], "under") + parse(["c=1"], "over")
+    passed, failed = evaluate(checks, {"a": 0.5, "b": 1.0, "c": 1.5})
+    assert passed == ["a = 0.5 (required >= 0.5)"]
+    assert failed == ["b = 1 (required >= 2)", "c = 1.5 (required <= 1)"]
+    with pytest.raises(CheckError, match="not a number"):
+        parse(["a=x"], "under")
+    with pytest.raises(CheckError, match="unknown metric"):
+        evaluate(parse(["zz=1"], "under"), {"a": 1.0})
+
+
+def test_compare_two_builds(tmp_path: Path, udhr_rows, run_build) -> None:
+    corpus = _known_corpus(udhr_rows, tmp_path / "known.jsonl")
+    a = run_build(corpus, tmp_path / "a", src="en", tgt=["de", "ja"]).output
+    b = run_build(corpus, tmp_path / "b", src="en", tgt=["de", "ja"], select__on_missing_language="drop_concept").output
+    cmp = compare(collect(a), collect(b))
+    assert cmp["metrics"]["kept_rows"] == {"a": 14.0, "b": 12.0, "delta": -2.0}
+    assert cmp["drop_reasons"]["missing_target"]["a"] == 1
+    assert sum(d["b"] for d in cmp["drop_reasons"].values()) == sum(d["a"] for d in cmp["drop_reasons"].values()) + 2
+
+    out = tmp_path / "cmp"
+    res = runner.invoke(app, ["report", str(a), str(b), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "compare.json").read_text())["metrics"]["kept_rows"]["delta"] == -2.0
+    html = (out / "compare.html").read_text()
+    assert "B − A" in html and "missing_target" in html
+    assert runner.invoke(app, ["report", str(a), str(b), "--fail-under", "kept_ratio=0.5"]).exit_code == 2
+
+
+def _external_references(html: str) -> list[str]:
+    """Anything in the page that a browser could fetch from outside it."""
+    import re
+
+    html = html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # a namespace name, never fetched
+    found = re.findall(r"(?:https?:|//[a-z0-9.-]+\.[a-z]{2,}/|url\(|@import|<script|<link|<iframe|<img|src=)", html, flags=re.I)
+    found += [h for h in re.findall(r'href=["\']([^"\']*)', html) if not h.startswith("#")]
+    return found
+
+
+def test_html_is_self_contained(known_build: Path) -> None:
+    _, _, html_path = write_report(known_build)
+    html = html_path.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    assert _external_references(html) == []
+    assert _external_references('<img src="http://example.org/a.png">')  # the check itself can fail
+    for section in (
+        "Why rows were dropped",
+        "Completeness",
+        "Language-ID confidence",
+        "Step timings",
+        "Examples of dropped rows",
+    ):
+        assert section in html
+    assert "missing_target" in html and "known.jsonl:7" in html
+
+
+def test_card_front_matter_is_valid_hub_metadata(known_build: Path, tmp_path: Path) -> None:
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCard
+
+    meta = tmp_path / "card.yaml"
+    meta.write_text(
+        "pretty_name: Known test corpus\n"
+        "sources:\n  - {name: UDHR, match: 'known*', license: other, license_note: copyright-free}\n"
+        "limitations: [Tiny.]\n",
+        encoding="utf-8",
+    )
+    text, paths = write_card(known_build, meta_path=meta, name="known", cards_dir=tmp_path / "cards")
+    assert paths == [known_build / "README.md", tmp_path / "cards" / "known.md"]
+    assert text.startswith("---\n")
+    fm = yaml.safe_load(text.split("---\n")[1])
+
+    # against the Hub vocabularies that the datasets package ships
+    import datasets
+
+    res = Path(datasets.__file__).parent / "utils" / "resources"
+    assert set(fm["size_categories"]) <= set(json.loads((res / "size_categories.json").read_text()))
+    assert set(fm["multilinguality"]) <= set(json.loads((res / "multilingualities.json").read_text()))
+    creators = json.loads((res / "creators.json").read_text())
+    assert set(fm["language_creators"]) <= set(creators["language"])
+    assert set(fm["annotations_creators"]) <= set(creators["annotations"])
+    assert set(fm["language"]) <= set(json.loads((res / "languages.json").read_text()))
+    assert fm["language"] == ["en", "de", "ja"] and fm["size_categories"] == ["n<1K"]
+    assert fm["task_categories"] == ["translation"] and fm["license"] == "other" and fm["license_name"]
+    assert fm["pretty_name"] == "Known test corpus"
+
+    card = DatasetCard(text)  # huggingface_hub's own parser
+    assert card.data.language == ["en", "de", "ja"]
+    configs = MetadataConfigs.from_dataset_card_data(card.data)  # raises on malformed data_files
+    assert configs["default"]["data_files"] == [{"split": "train", "path": "shards/*.parquet"}]
+    assert configs["rejected"]["data_files"] == [{"split": "train", "path": "rejected/*.parquet"}]
+    for section in ("## Sources and licences", "## Provenance", "## How it was built", "## Statistics", "## Known limitations"):
+        assert section in text
+    assert "| UDHR | `known*` | copyright-free | 5 |" in text
+    assert "- Tiny." in text
+
+
+def test_shards_load_with_datasets_following_the_card(known_build: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from datasets import load_dataset
+
+    write_card(known_build, cards_dir=None)
+    ds = load_dataset(str(known_build), cache_dir=str(tmp_path / "hf"))
+    kept = pl.read_parquet(known_build / "shards")
+    assert ds["train"].num_rows == kept.height == 14
+    assert sorted(zip(ds["train"]["concept_id"], ds["train"]["lang"], strict=True)) == sorted(
+        zip(kept["concept_id"], kept["lang"], strict=True)
+    )
+    rejected = load_dataset(str(known_build), "rejected", cache_dir=str(tmp_path / "hf"))
+    assert rejected["train"].num_rows == 4 and set(rejected["train"]["drop_reason"]) == {"duplicate", "missing_target"}
+
+
+def test_card_without_meta_says_licences_are_unknown(known_build: Path) -> None:
+    text, _ = write_card(known_build, cards_dir=None)
+    fm = yaml.safe_load(text.split("---\n")[1])
+    assert fm["license"] == "unknown"
+    assert "licences are unknown" in text
+
+
+def test_size_category_buckets() -> None:
+    assert [size_category(n) for n in (0, 999, 1000, 9999, 10_000, 2_500_000)] == [
+        "n<1K",
+        "n<1K",
+        "1K<n<10K",
+        "1K<n<10K",
+        "10K<n<100K",
+        "1M<n<10M",
+    ]
+
+
+def test_bundled_sample_card_matches_generation(known_build: Path) -> None:
+    """data_cards/bundled-sample.md is written by `corpusalign card` (its front matter is what the code makes)."""
+    from corpusalign.cli import sample_dir
+    from corpusalign.report.card import load_meta
+
+    path = Path(__file__).resolve().parents[1] / "data_cards" / "bundled-sample.md"
+    fm = yaml.safe_load(path.read_text(encoding="utf-8").split("---\n")[1])
+    report = json.loads(json.dumps(collect(known_build)))
+    report["languages"] = fm["language"]  # the sample's languages; everything else comes from the card file
+    report["headline"]["kept_rows"] = 4000
+    manifest = json.loads((known_build / "manifest.json").read_text())
+    expected = front_matter(report, manifest, load_meta(sample_dir() / "card.yaml"), "bundled-sample")
+    for key in ("pretty_name", "license", "license_details", "task_categories", "multilinguality", "tags"):
+        assert fm[key] == expected[key], key
+    assert fm["configs"][0] == expected["configs"][0]
+
+
+def test_docs_describe_every_report_key(known_build: Path) -> None:
+    doc = DOCS.read_text(encoding="utf-8")
+    r = collect(known_build)
+    for key in r:
+        assert f"`{key}`" in doc, f"docs/report.md does not describe report.json key {key!r}"
+    for key in r["headline"]:
+        assert f"`{key}`" in doc, f"docs/report.md does not describe headline.{key}"
+
+
+def test_build_writes_report_and_prints_its_path(tmp_path: Path, udhr_rows) -> None:
+    corpus = _known_corpus(udhr_rows, tmp_path / "known.jsonl")
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("verify:\n  enabled: false\n", encoding="utf-8")
+    res = runner.invoke(
+        app, ["build", "--src", "en", "--tgt", "de,ja", "-i", str(corpus), "-o", str(tmp_path / "o"), "-p", str(pipeline)]
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o" / REPORT_HTML).exists()
+    assert f"report: {tmp_path / 'o' / REPORT_HTML}" in "".join(res.output.split("\n"))
+    assert runner.invoke(app, ["validate", str(tmp_path / "o")]).exit_code == 0
+    res = runner.invoke(
+        app,
+        [
+            "build",
+            "--src",
+            "en",
+            "--tgt",
+            "de,ja",
+            "-i",
+            str(corpus),
+            "-o",
+            str(tmp_path / "o2"),
+            "-p",
+            str(pipeline),
+            "--no-report",
+        ],
+    )
+    assert res.exit_code == 0 and not (tmp_path / "o2" / REPORT_HTML).exists()
+
+
+@pytest.mark.skipif(os.environ.get("CI") != "true" and not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium")
+def test_report_in_headless_chromium(known_build: Path, tmp_path: Path) -> None:
+    from browser import screenshot
+
+    _, _, html_path = write_report(known_build)
+    png, requests = screenshot(html_path, tmp_path / "shot.png")
+    assert requests == [], f"the page made requests: {requests}"
+    from PIL import Image
+
+    img = Image.open(png).convert("RGB")
+    colours = img.getcolors(maxcolors=1 << 20) or []
+    background = max(colours)[1]
+    ink = sum(n for n, c in colours if c != background) / (img.width * img.height)
+    assert len(colours) > 50 and ink > 0.05, f"blank-looking screenshot: {len(colours)} colours, {ink:.1%} non-background"
+
+    # the harness sees a request when a page makes one
+    leaky = tmp_path / "leaky.html"
+    leaky.write_text('<html><body><img src="http://example.invalid/pixel.png">x</body></html>', encoding="utf-8")
+    _, requests = screenshot(leaky, tmp_path / "leaky.png")
+    assert any("example.invalid" in r for r in requests)
