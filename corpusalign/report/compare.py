@@ -32,16 +32,15 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             },
         }
     scores: dict[str, Any] = {}
-    for score in a["scores"]:
-        if score not in b["scores"] or a["scores"][score]["edges"] != b["scores"][score]["edges"]:
-            continue
-        per = {}
-        for lang in a["scores"][score]["per_language"]:
-            sa, sb = a["scores"][score]["per_language"][lang], b["scores"][score]["per_language"].get(lang)
-            if sb is None:
-                continue
-            per[lang] = {"a": sa, "b": sb}
-        scores[score] = {"edges": a["scores"][score]["edges"], "help": a["scores"][score]["help"], "per_language": per}
+    for score in list(a["scores"]) + [sc for sc in b["scores"] if sc not in a["scores"]]:
+        pa = a["scores"].get(score, {}).get("per_language", {})
+        pb = b["scores"].get(score, {}).get("per_language", {})
+        ref = a["scores"].get(score) or b["scores"][score]
+        if score in a["scores"] and score in b["scores"] and a["scores"][score]["edges"] != b["scores"][score]["edges"]:
+            continue  # a different report layout; the bins would not line up
+        langs = list(pa) + [lg for lg in pb if lg not in pa]
+        per = {lg: {"a": pa.get(lg), "b": pb.get(lg)} for lg in langs}
+        scores[score] = {"edges": ref["edges"], "help": ref["help"], "per_language": per}
     return {
         "a": {"corpus": a["corpus"], "created": a["created"], "verification": a.get("verification")},
         "b": {"corpus": b["corpus"], "created": b["created"], "verification": b.get("verification")},
@@ -93,6 +92,11 @@ def render(cmp: dict[str, Any]) -> str:
         for lang, ab in d["per_language"].items():
             for side in ("a", "b"):
                 s = ab[side]
+                if s is None:
+                    grid.append(
+                        f"<div class='muted' style='width:230px;padding-top:40px'>{lang} · {side.upper()}: no scores</div>"
+                    )
+                    continue
                 grid.append(
                     charts.histogram(
                         d["edges"], s["kept"], s["rejected"], threshold=s["threshold"], title=f"{lang} · {side.upper()}"
