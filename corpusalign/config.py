@@ -34,21 +34,112 @@ def _check_lang(code: str, what: str) -> None:
         raise ConfigError(f"{what}: {code!r} is not an ISO 639-1/639-3 language code such as 'en' or 'de'")
 
 
+TRANSLATORS = ("tm", "seq2seq", "causal", "openai")
+
+#: The model each machine translator uses when ``translate.model`` is not set (openai has none).
+DEFAULT_MODELS = {"seq2seq": "facebook/nllb-200-distilled-600M", "causal": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+
+#: The instruction the causal and openai translators send; ``{src_name}``, ``{tgt_name}`` (English
+#: language names) and ``{text}`` are filled in.
+DEFAULT_PROMPT = (
+    "Translate the following text from {src_name} to {tgt_name}. Keep placeholders such as {{0}}, "
+    "markup and numbers exactly as they are. Answer with the translation only.\n\n{text}"
+)
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding parameters of the machine translators (recorded with every row they make)."""
+
+    num_beams: int = 4  # seq2seq beam search; 1 = greedy
+    max_new_tokens: int = 256
+    temperature: float = 0.0  # causal and openai; 0 = greedy / deterministic
+
+    def __post_init__(self) -> None:
+        if self.num_beams < 1:
+            raise ConfigError("translate.generation.num_beams must be >= 1")
+        if self.max_new_tokens < 1:
+            raise ConfigError("translate.generation.max_new_tokens must be >= 1")
+        if self.temperature < 0:
+            raise ConfigError("translate.generation.temperature must be >= 0")
+
+
+@dataclass(frozen=True)
+class OpenAIConfig:
+    """An OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, Ollama, ...).
+
+    The API key is read from the environment variable named in ``api_key_env`` (never from a file,
+    never logged); ``null`` sends no key (most local servers need none).
+    """
+
+    base_url: str = "http://localhost:8000/v1"
+    api: Literal["chat", "completions"] = "chat"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    concurrency: int = 8  # requests in flight at most
+    requests_per_second: float | None = None  # None: no rate limit beyond the concurrency bound
+    timeout_s: float = 60.0
+    max_retries: int = 5  # per text, after the first attempt
+    backoff_s: float = 1.0  # first retry delay; doubles each retry (with jitter), Retry-After wins
+    max_backoff_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.api not in ("chat", "completions"):
+            raise ConfigError("translate.openai.api must be chat or completions")
+        if self.concurrency < 1:
+            raise ConfigError("translate.openai.concurrency must be >= 1")
+        if self.requests_per_second is not None and self.requests_per_second <= 0:
+            raise ConfigError("translate.openai.requests_per_second must be > 0 (or null)")
+        if self.timeout_s <= 0 or self.backoff_s < 0 or self.max_backoff_s < self.backoff_s:
+            raise ConfigError("translate.openai: timeout_s > 0 and 0 <= backoff_s <= max_backoff_s")
+        if self.max_retries < 0:
+            raise ConfigError("translate.openai.max_retries must be >= 0")
+
+
 @dataclass(frozen=True)
 class TranslateConfig:
     """How missing target languages are filled.
 
     ``translator``: ``tm`` imports existing translations (parallel input columns and the translation
-    memories in ``memory``: TMX, TSV/CSV or JSONL files). Translations are never invented: a target
-    that no memory covers stays missing and is rejected as ``missing_target``.
+    memories in ``memory``: TMX, TSV/CSV or JSONL files) and never invents one; ``seq2seq``
+    (NLLB, M2M100, Marian through transformers), ``causal`` (an instruct LLM through transformers) and
+    ``openai`` (an OpenAI-compatible server) machine-translate. Machine translations go through a
+    persistent cache (``cache``), so a repeated or interrupted build never pays twice.
     """
 
     translator: str = "tm"
     memory: tuple[str, ...] = ()
+    model: str | None = None  # a hub id or a local path; None: DEFAULT_MODELS[translator]
+    device: str = "auto"  # auto (cuda when present, else cpu), cpu, cuda, cuda:N
+    dtype: str = "auto"  # auto (bfloat16/float16 on GPU, float32 on CPU), float32, bfloat16, float16
+    batch_size: int = 32  # texts per model call at most
+    max_tokens_per_batch: int = 8192  # padded source tokens per model call at most (seq2seq, causal)
+    prompt: str = DEFAULT_PROMPT
+    protect: bool = True  # shield placeholders, URLs, e-mails and markup from the model
+    cache: bool = True
+    cache_path: str | None = None  # None: $CORPUSALIGN_CACHE_DIR or ~/.cache/corpusalign, translations.sqlite
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
 
     def __post_init__(self) -> None:
-        if self.translator not in ("tm",):
-            raise ConfigError(f"translate.translator: unknown translator {self.translator!r}; available: tm")
+        if self.translator not in TRANSLATORS:
+            raise ConfigError(
+                f"translate.translator: unknown translator {self.translator!r}; available: {', '.join(TRANSLATORS)}"
+            )
+        if self.translator == "openai" and not self.model:
+            raise ConfigError("translate.model: the openai translator needs the served model's name (--model)")
+        if self.batch_size < 1 or self.max_tokens_per_batch < 1:
+            raise ConfigError("translate.batch_size and translate.max_tokens_per_batch must be >= 1")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError("translate.dtype must be auto, float32, bfloat16 or float16")
+        if not re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", self.device):
+            raise ConfigError(f"translate.device: {self.device!r}; use auto, cpu, cuda, cuda:N or mps")
+        if "{text}" not in self.prompt:
+            raise ConfigError("translate.prompt must contain {text}")
+
+    @property
+    def model_id(self) -> str | None:
+        """The model the translator uses (the default for its kind when none is set)."""
+        return self.model or DEFAULT_MODELS.get(self.translator)
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,10 @@ def output_lock(output: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _failed_translations(manifest: dict[str, Any]) -> int:
+    return int((manifest.get("translation") or {}).get("failed") or 0)
+
+
 def _fingerprint(cfg: BuildConfig, inputs: Sequence[Path]) -> str:
     parts: list[Any] = [cfg.to_dict(), SCHEMA_VERSION]
     for p in inputs:
@@ -235,7 +239,19 @@ class Runner:
             manifest = mf.read_manifest(self.out)
         except ValueError:
             return None
-        return manifest if manifest.get("build_fingerprint") == self.fingerprint else None
+        if manifest.get("build_fingerprint") != self.fingerprint:
+            return None
+        if _failed_translations(manifest):
+            return None  # the same command again retries them (the translation cache answers the rest)
+        return manifest
+
+    def _retry_failed_translations(self) -> bool:
+        """The output holds this very build, finished with failed translations."""
+        try:
+            manifest = mf.read_manifest(self.out)
+        except (FileNotFoundError, ValueError):
+            return False
+        return manifest.get("build_fingerprint") == self.fingerprint and _failed_translations(manifest) > 0
 
     def _prepare(self) -> bool:
         fingerprint = self.fingerprint
@@ -257,6 +273,13 @@ class Runner:
             log.info("resuming the build in %s (%d partial files removed)", self.out, removed)
             self.progress.note(f"Resuming the unfinished build in {self.out}")
             return True
+        elif has_output and self._retry_failed_translations():
+            n = _failed_translations(mf.read_manifest(self.out))
+            self.progress.note(f"Retrying {n:,} failed translation(s) of the corpus in {self.out}")
+            for d in ("shards", REJECTED_DIR, QUARANTINE_DIR, WORK):
+                shutil.rmtree(self.out / d, ignore_errors=True)
+            for f in (mf.MANIFEST, mf.STATS):
+                (self.out / f).unlink(missing_ok=True)
         elif has_output:
             raise BuildError(f"{self.out} already holds a corpus; pass --overwrite to replace it or pick another --output")
         write_json({"fingerprint": fingerprint, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}, state_path)
@@ -451,10 +474,16 @@ class Runner:
             rejected_rows=sum(e["rows"] for e in rejected),
         )
         translators = {
-            s.translator.name: {"origin": s.translator.origin, "model": s.translator.model}
+            s.translator.name: {"origin": s.translator.origin, "model": s.translator.model, "params": s.translator.params or None}
             for s in self.plan.batch_steps
             if isinstance(s, TranslateStep)
         }
+        tstats = self.stats.steps.get("translate")
+        translation = {
+            k: (tstats.counters.get(k, 0) if tstats else 0)
+            for k in ("requested", "filled", "not_found", "cache_hits", "cache_misses")
+        }
+        translation["failed"] = sum(drop_reasons.get("translation_failed", {}).values())  # rows rejected for it
         verify = next((s for s in self.plan.batch_steps if isinstance(s, VerifyStep)), None)
         verification = (
             {
@@ -481,6 +510,8 @@ class Runner:
                 "inputs": [str(p) for p in self.plan.inputs],
                 "build_fingerprint": self.fingerprint,  # config, schema version, input paths, sizes, mtimes
                 "translators": translators,
+                # rows the translators were asked for; "failed" > 0 makes the same command retry them
+                "translation": translation,
                 "verification": verification,
                 "counts": {
                     "concepts": concepts,

@@ -91,7 +91,7 @@ def test_write_parquet_enforces_schema_and_writes_nothing_on_error(tmp_path: Pat
 
 
 def test_schema_text_fields_and_version() -> None:
-    assert SCHEMA_VERSION == 2  # v2 added language-ID and verification scores
+    assert SCHEMA_VERSION == 3  # v2 added language-ID and verification scores, v3 translator_params
     for f in TEXT_FIELDS:
         assert SHARD_SCHEMA.field(f).type == pa.string()
     assert SHARD_SCHEMA.field("original").type == pa.struct([pa.field(f, pa.string()) for f in TEXT_FIELDS])

@@ -9,6 +9,8 @@ Row reasons, first match wins:
 ``duplicate_id``    another record earlier in the input has the same concept id but other text
 ``duplicate``       the concept's normalised source text equals an earlier concept's
 ``near_duplicate``  the source text is a near duplicate (MinHash LSH, Jaccard >= threshold)
+``translation_failed``  the translator tried and failed (after its retries); the reason is in
+                    ``drop_detail``. Running the same build again retries these rows.
 ``missing_target``  no translation for this language (nothing in the input, no translator hit)
 ``empty``           a text field is empty after normalisation
 ``too_long``        a text field is longer than ``select.max_chars`` characters
@@ -38,7 +40,16 @@ from corpusalign.stats import StepStats
 from corpusalign.steps.base import Step
 from corpusalign.verify.gate import REASONS
 
-ROW_REASONS = ("duplicate_id", "duplicate", "near_duplicate", "missing_target", "empty", "too_long", "wrong_language")
+ROW_REASONS = (
+    "duplicate_id",
+    "duplicate",
+    "near_duplicate",
+    "translation_failed",
+    "missing_target",
+    "empty",
+    "too_long",
+    "wrong_language",
+)
 #: Reasons the verification gate gives (corpusalign.verify.gate.decide), after the row reasons.
 GATE_REASONS = REASONS
 CONCEPT_REASONS = ("source_rejected", "incomplete_concept", "too_few_languages")
@@ -51,7 +62,7 @@ class SelectStep(Step):
 
     def __init__(self, cfg: BuildConfig) -> None:
         self.cfg = cfg
-        self.reads = ("_seq", "lang", *cfg.fields, "origin", "lid_lang", "lid_score", "dup_of", "dup_kind")
+        self.reads = ("_seq", "lang", *cfg.fields, "origin", "lid_lang", "lid_score", "dup_of", "dup_kind", "translate_error")
         self.gates = cfg.verify.language_gates() if cfg.verify.enabled else {}
         if self.gates:
             from corpusalign.verify.features import EXTRA_COLUMNS, FEATURE_COLUMNS
@@ -61,6 +72,8 @@ class SelectStep(Step):
     def process(self, batch: pl.DataFrame, stats: StepStats) -> pl.DataFrame:
         s = self.cfg.select
         fields = self.cfg.fields
+        if "translate_error" not in batch.columns:  # a batch that no translator saw
+            batch = batch.with_columns(pl.lit(None, dtype=pl.String).alias("translate_error"))
         with stats.timed(batch.height):
             n_chars = pl.max_horizontal(pl.col(f).str.len_chars().fill_null(0) for f in fields)
             text_chars = pl.sum_horizontal(pl.col(f).str.len_chars().fill_null(0) for f in fields)
@@ -75,6 +88,7 @@ class SelectStep(Step):
                 ("duplicate_id", pl.col("dup_kind") == "duplicate_id", pl.format("id also used by an earlier record")),
                 ("duplicate", pl.col("dup_kind") == "duplicate", pl.format("same text as {}", pl.col("dup_of"))),
                 ("near_duplicate", pl.col("dup_kind") == "near_duplicate", pl.format("near duplicate of {}", pl.col("dup_of"))),
+                ("translation_failed", pl.col("translate_error").is_not_null(), pl.col("translate_error")),
                 (
                     "missing_target",
                     pl.col("origin").is_null(),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Text fields a concept may carry, in schema order.
 TEXT_FIELDS: tuple[str, ...] = ("text", "prompt", "response", "chosen", "rejected")
@@ -35,6 +35,8 @@ SHARD_SCHEMA = pa.schema(
         pa.field("origin", pa.string()),  # null only for a target that nothing filled
         pa.field("translator", pa.string()),
         pa.field("model", pa.string()),
+        # Generation parameters of a machine translation (canonical JSON), null otherwise. (v3)
+        pa.field("translator_params", pa.string()),
         pa.field("source_file", pa.string(), nullable=False),
         pa.field("source_line", pa.int64(), nullable=False),
         pa.field("lid_lang", pa.string()),
