@@ -66,8 +66,18 @@ def build(
     ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory for shards and manifest.")] = Path("corpus"),
     translator: Annotated[
-        str | None, typer.Option(help="Translator for missing targets: tm (import existing translations).")
+        str | None,
+        typer.Option(
+            help="Translator for missing targets: tm (import existing translations), seq2seq (NLLB/M2M100/Marian), "
+            "causal (instruct LLM) or openai (an OpenAI-compatible server). [default: tm]"
+        ),
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Translation model: a Hugging Face id, a local directory, or the served model name for openai."),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="Device for transformers translators: auto, cpu, cuda, cuda:N.")] = None,
+    cache: Annotated[bool, typer.Option(help="Use the persistent translation cache (--no-cache bypasses it).")] = True,
     memory: Annotated[
         list[Path] | None,
         typer.Option("--memory", "-m", help="Translation memory for the tm translator (TMX, TSV/CSV, JSONL). Repeatable."),
@@ -91,6 +101,7 @@ def build(
     """
     from corpusalign.config import ConfigError, load_config
     from corpusalign.runner import BuildError, Runner, make_plan
+    from corpusalign.translate.base import TranslatorUnavailable
 
     try:
         cfg = load_config(
@@ -100,6 +111,9 @@ def build(
             fields=_split(fields),
             batch_size=batch_size,
             translate__translator=translator,
+            translate__model=model,
+            translate__device=device,
+            translate__cache=None if cache else False,
             translate__memory=[str(m) for m in memory] if memory else None,
         )
     except (ConfigError, OSError) as exc:
@@ -113,7 +127,7 @@ def build(
         )
     try:
         plan = make_plan(cfg, inputs, output)
-    except (BuildError, ValueError) as exc:
+    except (BuildError, ValueError, TranslatorUnavailable) as exc:
         err.print(f"[red]cannot build:[/red] {exc}")
         raise typer.Exit(2) from None
     if dry_run:
@@ -124,6 +138,9 @@ def build(
     except BuildError as exc:
         err.print(f"[red]build failed:[/red] {exc}")
         raise typer.Exit(1) from None
+    except TranslatorUnavailable as exc:
+        err.print(f"[red]translator unavailable:[/red] {exc}")
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err.print(f"[yellow]interrupted.[/yellow] Run the same command again to resume the build in {output}.")
         raise typer.Exit(130) from None

@@ -144,8 +144,10 @@ def make_plan(cfg: BuildConfig, inputs: Sequence[str | Path], output: str | Path
         verify: Step = VerifyStep(make_embedder(cfg.verify.embedder, cfg.verify.batch_size, cfg.verify.device), cfg)
     else:
         verify = SkipVerifyStep()
+    translator = make_translator(cfg)
+    translator.check()  # a model that is not on this machine fails here, before any work
     batch_steps: list[Step] = [
-        TranslateStep(make_translator(cfg), cfg),
+        TranslateStep(translator, cfg),
         NormaliseStep(cfg.normalise),
         LanguageIdStep(cfg),
         DedupSignatureStep(cfg),

@@ -37,6 +37,18 @@ def print_build_summary(manifest: dict[str, Any], root: str | Path, seconds: flo
         f"concepts kept: {counts['concepts']:,} ({counts['complete_concepts']:,} with every language) in "
         f"{len(manifest['shards'])} shard(s); input records: {acct['input_records']:,}; quarantined: {acct['quarantined_rows']:,}"
     )
+    tr = manifest.get("translation") or {}
+    if tr.get("requested"):
+        console.print(
+            f"translated: {tr.get('filled', 0):,} of {tr['requested']:,} missing rows "
+            f"(cache hits {tr.get('cache_hits', 0):,}, model calls for {tr.get('cache_misses', 0):,}); "
+            f"no translation {tr.get('not_found', 0):,}; failed {tr.get('failed', 0):,}"
+        )
+        if tr.get("failed"):
+            console.print(
+                f"[yellow]{tr['failed']:,} translation(s) failed[/yellow] (rejected as translation_failed): "
+                "run the same command again to retry them; the cache answers the rest."
+            )
     check = "[green]holds[/green]" if acct["ok"] else "[red]VIOLATED[/red]"
     console.print(
         f"accounting {check}: input rows {acct['input_rows']:,} = kept {acct['kept_rows']:,} + rejected "
