@@ -215,3 +215,12 @@ def test_unavailable_translator_fails_before_any_work(tmp_path: Path, english_on
     assert res.exit_code == 2
     assert "org/missing-model" in " ".join(res.output.split())
     assert not out.exists()  # nothing was written
+
+
+def test_every_pipeline_file_loads() -> None:
+    files = sorted((Path(__file__).resolve().parents[1] / "pipelines").glob("*.yaml"))
+    assert any(f.name == "openai.yaml" for f in files)
+    for f in files:
+        cfg = load_config(f)
+        if f.name == "openai.yaml":
+            assert cfg.translate.translator == "openai" and cfg.translate.openai.api_key_env is None
