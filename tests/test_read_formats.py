@@ -311,7 +311,7 @@ def test_monolingual_input_filled_from_translation_memory(mem_fmt, tatoeba_rows,
         (ids[5], "ja"): ("missing_target", "no ja text in the input or the translator"),
         (ids[5], "en"): ("too_few_languages", "only 1 language(s) left, fewer than 2"),
     }
-    assert out.manifest["translators"] == {"tm": {"origin": "human", "model": mem.name}}
+    assert out.manifest["translators"] == {"tm": {"origin": "human", "model": mem.name, "params": None}}
     assert out.manifest["counts"]["provenance_per_lang"]["de"] == {"human:tm": 5}
     assert out.manifest["drop_reasons"]["missing_target"] == {"de": 1, "ja": 2}
 
