@@ -282,6 +282,7 @@ def collect(root: str | Path) -> dict[str, Any]:
         "language_id": lid,
         "provenance": provenance,
         "translators": translators,
+        "translation": manifest.get("translation"),
         "duplicates": duplicates,
         "timings": timings,
         "examples": examples,

@@ -246,7 +246,16 @@ def _provenance(report: dict[str, Any]) -> str:
         f"<span class='tag'>{escape(name)}: origin {escape(str(t.get('origin')))}, model {escape(str(t.get('model') or '-'))}</span>"
         for name, t in report["translators"].items()
     )
-    return f'<div class="panel">{chart}</div><p class="note">Translators: {trans or "none"}</p>'
+    tr = report.get("translation") or {}
+    mt = (
+        f"<p class='note'>Machine translation: {tr.get('filled', 0):,} of {tr['requested']:,} missing rows filled "
+        f"({tr.get('cache_hits', 0):,} from the cache), {tr.get('failed', 0):,} failed.</p>"
+        if tr.get("requested")
+        and report["translators"]
+        and any(t.get("origin") == "machine" for t in report["translators"].values())
+        else ""
+    )
+    return f'<div class="panel">{chart}</div><p class="note">Translators: {trans or "none"}</p>{mt}'
 
 
 def _duplicates(report: dict[str, Any]) -> str:
