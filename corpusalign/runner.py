@@ -226,7 +226,12 @@ class Runner:
                 self.progress.note(f"{self.out} is up to date: same inputs and configuration as its manifest")
                 return BuildResult(self.out, done, time.perf_counter() - start, resumed=False, up_to_date=True)
             resumed = self._prepare()
-            n_batches, n_items = self._stage1()
+            try:
+                n_batches, n_items = self._stage1()
+            finally:  # translators hold models, connections or thread pools; stage 1 is their only user
+                for step in self.plan.batch_steps:
+                    if isinstance(step, TranslateStep):
+                        step.translator.close()
             duplicates = self._stage2()
             n_buckets = self._stage3(n_batches, duplicates)
             shards = self._stage4(n_buckets)
