@@ -301,3 +301,31 @@ def test_run_batches_splits_a_batch_that_runs_out_of_memory() -> None:
 
     assert run_batches([5, 1, 9, 3, 7, 2], batch_size=8, max_tokens=1000, run=run) == [0, 10, 20, 30, 40, 50]
     assert [len(b) for b in seen] == [6, 3, 1, 2, 3, 1, 2]  # halved until it fits
+
+
+def test_cli_build_with_the_seq2seq_translator(tmp_path: Path, models: dict[str, Path]) -> None:
+    """`corpusalign build --translator seq2seq --model DIR` end to end, cache path from a pipeline file."""
+    from typer.testing import CliRunner
+
+    from corpusalign.cli import app
+
+    rows = [r for r in tatoeba_records(50) if len(r["en"]) >= 25][:8]
+    corpus = tmp_path / "en.jsonl"
+    corpus.write_text("".join(json.dumps({"concept_id": r["concept_id"], "en": r["en"]}) + "\n" for r in rows), encoding="utf-8")
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        f"verify:\n  enabled: false\ntranslate:\n  cache_path: {tmp_path / 'c.sqlite'}\n  generation:\n    num_beams: 1\n"
+        "    max_new_tokens: 12\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    args = ["build", "--src", "en", "--tgt", "de", "-i", str(corpus), "-o", str(out), "-p", str(pipeline)]
+    res = CliRunner().invoke(app, [*args, "--translator", "seq2seq", "--model", str(models["nllb"])])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "translated: 8 of 8 missing rows" in text and "failed 0" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["translators"]["seq2seq"]["model"] == str(models["nllb"])
+    assert manifest["translators"]["seq2seq"]["params"]["num_beams"] == 1
+    res = CliRunner().invoke(app, [*args, "--translator", "seq2seq", "--model", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "nope" in " ".join(res.output.split())
