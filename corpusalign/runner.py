@@ -56,7 +56,7 @@ from corpusalign.steps.select import SelectStep
 from corpusalign.steps.translate import TranslateStep
 from corpusalign.steps.verify import SkipVerifyStep, VerifyStep
 from corpusalign.store import manifest as mf
-from corpusalign.store.files import remove_temporaries, write_json, write_parquet
+from corpusalign.store.files import TMP_SUFFIX, remove_temporaries, write_json, write_parquet
 from corpusalign.store.schema import QUARANTINE_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION, SHARD_SCHEMA, TEXT_FIELDS
 from corpusalign.store.shards import QUARANTINE_DIR, REJECTED_DIR, bucket_count, bucket_of, shard_name, split_bucket
 from corpusalign.translate.base import make_translator
@@ -223,6 +223,8 @@ class Runner:
         with output_lock(self.out):
             done = self._up_to_date()
             if done is not None:
+                if not self.keep_work:  # a build killed after its manifest, before removing its _work/
+                    shutil.rmtree(self.work, ignore_errors=True)
                 self.progress.note(f"{self.out} is up to date: same inputs and configuration as its manifest")
                 return BuildResult(self.out, done, time.perf_counter() - start, resumed=False, up_to_date=True)
             resumed = self._prepare()
@@ -263,7 +265,10 @@ class Runner:
     def _prepare(self) -> bool:
         fingerprint = self.fingerprint
         state_path = self.work / "state.json"
-        has_output = any((self.out / d).exists() for d in (mf.MANIFEST, "shards", REJECTED_DIR, QUARANTINE_DIR, WORK))
+        # a _work/ holding nothing but temporaries is a build killed while writing its state.json: not output
+        has_output = any((self.out / d).exists() for d in (mf.MANIFEST, "shards", REJECTED_DIR, QUARANTINE_DIR)) or any(
+            p.is_file() and not p.name.endswith(TMP_SUFFIX) for p in self.work.rglob("*")
+        )
         if self.overwrite:
             for d in ("shards", REJECTED_DIR, QUARANTINE_DIR, WORK):
                 shutil.rmtree(self.out / d, ignore_errors=True)
