@@ -181,7 +181,10 @@ def _failed_translations(manifest: dict[str, Any]) -> int:
 def _fingerprint(cfg: BuildConfig, inputs: Sequence[Path]) -> str:
     parts: list[Any] = [cfg.to_dict(), SCHEMA_VERSION]
     for p in inputs:
-        st = p.stat()
+        try:
+            st = p.stat()
+        except OSError:  # a broken symbolic link: quarantined by the reader, fingerprinted as the link
+            st = p.lstat()
         parts.append([str(p.resolve()), st.st_size, int(st.st_mtime)])
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

@@ -64,7 +64,9 @@ def print_samples(manifest: dict[str, Any], root: str | Path, n: int, seed: int,
     root = Path(root)
     rng = random.Random(seed)
     shard = rng.choice(manifest["shards"])
-    rows = pl.read_parquet(root / shard["path"])
+    from corpusalign.store.manifest import entry_path
+
+    rows = pl.read_parquet(entry_path(root, shard.get("path")))
     ids = rows["concept_id"].unique(maintain_order=True).to_list()
     fields = manifest.get("fields", ["text"])
     for cid in rng.sample(ids, min(n, len(ids))):

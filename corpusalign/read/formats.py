@@ -20,7 +20,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import logging
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 #: TMX inline elements that hold native formatting codes, not text (TMX 1.4, section 3.7).
 _TMX_CODES = frozenset({"bpt", "ept", "it", "ph", "ut"})
 _UNDECODABLE = "corpusalign.undecodable"
+log = logging.getLogger(__name__)
 
 
 def _mark_undecodable(exc: UnicodeError) -> tuple[str, int]:
@@ -173,7 +176,14 @@ def read_csv(path: Path, delimiter: str | None = None) -> Iterator[RawItem]:
     if delimiter is None:
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter, strict=True)  # bad quoting is an error, not mangled text
+        consumed: list[str] = []  # the physical lines of the record being read, for a bad record's ``raw``
+
+        def lines() -> Iterator[str]:
+            for physical in f:
+                consumed.append(physical)
+                yield physical
+
+        reader = csv.reader(lines(), delimiter=delimiter, strict=True)  # bad quoting is an error, not mangled text
         try:
             header = next(reader)
         except StopIteration:
@@ -184,12 +194,14 @@ def read_csv(path: Path, delimiter: str | None = None) -> Iterator[RawItem]:
         header = [h.strip() for h in header]
         start = reader.line_num + 1
         while True:
+            consumed.clear()
             try:
                 row = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield RawItem(name, start, None, f"CSV error: {exc}")
+                # an unterminated quote runs to the end of the file: every line it took is in ``raw``
+                yield RawItem(name, start, None, f"CSV error: {exc}", _preview("".join(consumed)))
                 start = reader.line_num + 1
                 continue
             line, start = start, reader.line_num + 1
@@ -313,22 +325,42 @@ def list_inputs(paths: Sequence[str | Path]) -> list[Path]:
                     out.append(rp)
                     dirs[:] = []
                     continue
-                out.extend(rp / f for f in sorted(files) if Path(f).suffix.lower() in _BY_SUFFIX)
+                for f in sorted(files):
+                    if Path(f).suffix.lower() not in _BY_SUFFIX:
+                        continue
+                    out.append(rp / f)  # a broken symbolic link stays: read_path quarantines it
         else:
             out.append(p)
     return out
 
 
+def _file_kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    for test, kind in (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return kind
+    return "special file"
+
+
 def read_path(path: Path, id_field: str | None = "concept_id") -> Iterator[RawItem]:
     """Records of one input (file or HF dataset directory). Problems become quarantined items."""
     if not path.exists():
-        yield RawItem(str(path), 0, None, "input does not exist")
+        why = "a symbolic link to a file that does not exist" if path.is_symlink() else "input does not exist"
+        yield RawItem(str(path), 0, None, why)
         return
     if path.is_dir():
         try:
             yield from read_hf(path)
         except OSError as exc:  # not a dataset directory, or its files are missing
             yield RawItem(str(path), 0, None, f"unreadable dataset directory: {exc}")
+        return
+    if not path.is_file():  # a FIFO, socket or device: opening it may block forever, reading it never ends
+        yield RawItem(str(path), 0, None, f"not a regular file ({_file_kind(path)}); inputs must be files or directories")
         return
     if not os.access(path, os.R_OK):
         yield RawItem(str(path), 0, None, "input file is not readable (permission denied)")

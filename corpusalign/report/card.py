@@ -33,7 +33,7 @@ from typing import Any
 import polars as pl
 import yaml
 
-from corpusalign.store.manifest import read_manifest
+from corpusalign.store.manifest import entry_path, read_manifest
 from corpusalign.store.schema import SCHEMA_VERSION, SHARD_SCHEMA
 
 CARD_META = "card.yaml"
@@ -146,7 +146,7 @@ def _language_creators(report: dict[str, Any]) -> list[str]:
 
 def _source_rows(root: Path, manifest: dict[str, Any], meta: CardMeta) -> dict[str, int]:
     """Kept concepts per declared source (matched on the input file name)."""
-    paths = [str(root / s["path"]) for s in manifest["shards"]]
+    paths = [str(entry_path(root, s.get("path"))) for s in manifest["shards"]]
     if not paths or not meta.sources:
         return {}
     src = manifest["source_language"]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from corpusalign.store.manifest import STATS, read_manifest
+from corpusalign.store.manifest import STATS, entry_path, read_manifest
 
 #: Bumped when a key of report.json changes meaning or disappears (adding keys does not bump it).
 REPORT_VERSION = 1
@@ -65,7 +65,7 @@ def _ratio(a: float, b: float) -> float:
 
 
 def _files(root: Path, entries: list[dict[str, Any]]) -> list[str]:
-    return [str(root / e["path"]) for e in entries]
+    return [str(entry_path(root, e.get("path"))) for e in entries]  # refuses paths outside the corpus
 
 
 def _scan(root: Path, entries: list[dict[str, Any]], columns: list[str]) -> pl.DataFrame:

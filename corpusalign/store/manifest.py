@@ -23,6 +23,27 @@ STATS = "stats.json"
 FORMAT = "corpusalign-shards"
 
 
+class UnsafeManifestPath(FileNotFoundError):
+    """A manifest entry names a file outside the corpus directory (``../..``, an absolute path, or a
+    symbolic link that leads out). It is no file of the corpus, so it is refused like a missing one
+    (a ``FileNotFoundError``, which every command already reports as such)."""
+
+
+def entry_path(root: str | Path, rel: Any) -> Path:
+    """The file that manifest entry path ``rel`` names inside the corpus at ``root``, resolved.
+
+    Raises :class:`UnsafeManifestPath` when ``rel`` is not a relative path (str) or resolves to
+    anything outside ``root``: a manifest must never make a reader open files elsewhere.
+    """
+    base = Path(root).resolve()
+    if not isinstance(rel, str) or not rel or "\x00" in rel or Path(rel).is_absolute():
+        raise UnsafeManifestPath(f"manifest entry {rel!r}: not a relative path inside the corpus directory {root}")
+    path = (base / rel).resolve()
+    if path == base or not path.is_relative_to(base):
+        raise UnsafeManifestPath(f"manifest entry {rel!r}: path points outside the corpus directory {root}")
+    return path
+
+
 def file_entry(root: Path, rel: str, **extra: Any) -> dict[str, Any]:
     path = root / rel
     meta = pq.read_metadata(path)

@@ -26,8 +26,9 @@ def _check_files(root: Path, entries: list[dict[str, Any]], schema: Any, problem
     good = []
     for e in entries:
         rel = e.get("path", "")
-        path = (root / rel).resolve()
-        if not path.is_relative_to(root.resolve()) or Path(rel).is_absolute():
+        try:
+            path = mf.entry_path(root, rel)
+        except mf.UnsafeManifestPath:
             problems.append(f"{rel}: path points outside the corpus directory")
             continue
         if not path.exists():
@@ -81,7 +82,7 @@ def validate(root: str | Path) -> list[str]:
     for key, folder, schema in sets:
         entries = m.get(key, [])
         good[key] = _check_files(root, entries, schema, problems)
-        listed = {(root / e["path"]).resolve() for e in entries if "path" in e}
+        listed = {(root / e["path"]).resolve() for e in entries if isinstance(e.get("path"), str)}
         if (root / folder).exists():
             for p in sorted((root / folder).rglob("*")):
                 if p.is_file() and p.resolve() not in listed:
