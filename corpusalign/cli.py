@@ -100,6 +100,7 @@ def build(
     Re-running an interrupted build with the same arguments resumes it.
     """
     from corpusalign.config import ConfigError, load_config
+    from corpusalign.extras import MissingExtraError
     from corpusalign.runner import BuildError, Runner, make_plan
     from corpusalign.translate.base import TranslatorUnavailable
 
@@ -127,7 +128,7 @@ def build(
         )
     try:
         plan = make_plan(cfg, inputs, output)
-    except (BuildError, ValueError, TranslatorUnavailable) as exc:
+    except (BuildError, ValueError, TranslatorUnavailable, MissingExtraError) as exc:
         err.print(f"[red]cannot build:[/red] {exc}")
         raise typer.Exit(2) from None
     if dry_run:
@@ -138,8 +139,8 @@ def build(
     except BuildError as exc:
         err.print(f"[red]build failed:[/red] {exc}")
         raise typer.Exit(1) from None
-    except TranslatorUnavailable as exc:
-        err.print(f"[red]translator unavailable:[/red] {exc}")
+    except (TranslatorUnavailable, MissingExtraError) as exc:
+        err.print(f"[red]cannot build:[/red] {exc}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err.print(f"[yellow]interrupted.[/yellow] Run the same command again to resume the build in {output}.")

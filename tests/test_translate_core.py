@@ -224,3 +224,16 @@ def test_every_pipeline_file_loads() -> None:
         cfg = load_config(f)
         if f.name == "openai.yaml":
             assert cfg.translate.translator == "openai" and cfg.translate.openai.api_key_env is None
+
+
+@pytest.mark.parametrize("kind", ["seq2seq", "causal"])
+def test_missing_translate_extra_names_the_install_command(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from corpusalign.translate.base import make_translator
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "transformers" else real(name, *a))
+    translator = make_translator(load_config(src="en", tgt=["de"], translate__translator=kind, translate__cache=False))
+    with pytest.raises(TranslatorUnavailable, match=r"pip install 'corpusalign\[translate\]'"):
+        translator.check()

@@ -135,3 +135,16 @@ def run_batches(
 
 
 __all__ = ["local_model_dir", "read_json", "resolve_device", "resolve_dtype", "run_batches", "unavailable_message"]
+
+
+def require_extra(kind: str) -> None:
+    """Raise :class:`TranslatorUnavailable` naming the extra to install when torch or transformers
+    is missing (checked without importing them)."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise TranslatorUnavailable(
+            f"the {kind} translator needs {' and '.join(missing)}: pip install 'corpusalign[translate]' "
+            "(install the torch build for your hardware first)"
+        )

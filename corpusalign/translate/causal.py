@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from corpusalign.config import BuildConfig
 from corpusalign.extras import require
-from corpusalign.translate._hf import local_model_dir, read_json, resolve_device, resolve_dtype, run_batches
+from corpusalign.translate._hf import local_model_dir, read_json, require_extra, resolve_device, resolve_dtype, run_batches
 from corpusalign.translate.answers import clean_answer
 from corpusalign.translate.base import Failed, MachineTranslator, TranslatorUnavailable, language_name
 
@@ -64,6 +64,7 @@ class CausalTranslator(MachineTranslator):
             return
         if not self.model:
             raise TranslatorUnavailable("causal translator: no model set (translate.model / --model)")
+        require_extra("causal")
         model_dir = local_model_dir(self.model, "causal")
         self._template_hash = _template_hash(model_dir)
         if self._template_hash is None:

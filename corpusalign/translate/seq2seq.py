@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from corpusalign.config import BuildConfig
 from corpusalign.extras import require
-from corpusalign.translate._hf import local_model_dir, read_json, resolve_device, resolve_dtype, run_batches
+from corpusalign.translate._hf import local_model_dir, read_json, require_extra, resolve_device, resolve_dtype, run_batches
 from corpusalign.translate.base import Failed, MachineTranslator, TranslatorUnavailable
 from corpusalign.translate.langcodes import (
     LANGUAGES,
@@ -108,6 +108,7 @@ class Seq2SeqTranslator(MachineTranslator):
             return
         if not self.model:
             raise TranslatorUnavailable("seq2seq translator: no model set (translate.model / --model)")
+        require_extra("seq2seq")
         model_dir = local_model_dir(self.model, "seq2seq")
         family = self.family = detect_family(model_dir)
         for lang in (self.cfg.src, *self.cfg.tgt):
