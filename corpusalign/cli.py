@@ -1,6 +1,6 @@
 """Command-line interface: a thin layer over :mod:`corpusalign.runner` and :mod:`corpusalign.store`.
 
-Commands: ``build``, ``report``, ``card``, ``inspect``, ``validate``, ``calibrate``, ``align``. Each has
+Commands: ``build``, ``report``, ``card``, ``inspect``, ``validate``, ``calibrate``, ``align``, ``train``, ``eval``. Each has
 ``--help``; the README lists them all.
 """
 
@@ -397,3 +397,163 @@ def validate(corpus: Annotated[Path, typer.Argument(help="A built corpus directo
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+def _quiet_transformers() -> None:
+    """transformers' own loading/saving bars would interleave with ours."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+@app.command()
+def train(
+    shards: Annotated[Path, typer.Option("--shards", "-s", help="A corpus built by `corpusalign build`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory: checkpoints, logs, summary.")] = Path("run"),
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Causal LM: hub id in the local cache, local directory, .gguf file, or smollm2 (bundled). [default: smollm2]"
+        ),
+    ] = None,
+    objective: Annotated[str | None, typer.Option(help="sft | dpo | orpo. [default: sft]")] = None,
+    langs: Annotated[str | None, typer.Option(help="Languages, comma-separated. [default: the corpus's]")] = None,
+    sampler: Annotated[
+        str | None, typer.Option(help="aligned | random | homogeneous (the last two: ablation baselines). [default: aligned]")
+    ] = None,
+    concepts_per_batch: Annotated[
+        int | None, typer.Option("--concepts-per-batch", "-k", help="Concepts per batch. [default: 4]")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps. [default: 100]")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate. [default: 2e-5]")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Batches per optimizer step. [default: 1]")] = None,
+    consistency: Annotated[str | None, typer.Option(help="Cross-lingual consistency term: none | kl | contrastive.")] = None,
+    lora: Annotated[bool | None, typer.Option("--lora/--no-lora", help="Train LoRA adapters (extra lora).")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto | bf16 | fp16 | fp32.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda (accelerate launch decides under torchrun).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of sampling, initialisation and dropout. [default: 0]")] = None,
+    params: Annotated[
+        Path | None, typer.Option("--params", "-p", help="Training parameter file (YAML), e.g. pipelines/train-sft.yaml.")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint in --output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Fine-tune a causal LM on a corpus with concept-aligned batches (SFT, DPO or ORPO).
+
+    Trains on the corpus's train split (held-out concepts are never seen). Under
+    `accelerate launch` or `torchrun` it runs data-parallel with whole concepts per rank.
+    """
+    from corpusalign.config import ConfigError
+    from corpusalign.extras import MissingExtraError
+    from corpusalign.train.config import load_train_config
+    from corpusalign.train.data import CorruptCorpusError
+    from corpusalign.train.models import ModelUnavailable
+
+    try:
+        cfg = load_train_config(
+            params,
+            model=model,
+            objective=objective,
+            langs=_split(langs),
+            sampler=sampler,
+            concepts_per_batch=concepts_per_batch,
+            steps=steps,
+            lr=lr,
+            grad_accum=grad_accum,
+            consistency=consistency,
+            precision=precision,
+            device=device,
+            seed=seed,
+            lora__enabled=lora,
+        )
+    except (ConfigError, OSError) as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _quiet_transformers()
+    try:
+        from corpusalign.train.loop import train as run_train
+
+        result = run_train(cfg, shards, output, resume=resume, progress=not quiet)
+    except (CorruptCorpusError, ModelUnavailable, MissingExtraError, ValueError, FileNotFoundError) as exc:
+        err.print(f"[red]cannot train:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print(
+            f"[yellow]interrupted.[/yellow] `corpusalign train ... --resume` continues from the newest checkpoint in {output}."
+        )
+        raise typer.Exit(130) from None
+    if not quiet:
+        losses = " ".join(f"{lg}={v:.3f}" for lg, v in result.loss_by_lang.items())
+        console.print(
+            f"trained {result.steps - result.resumed_from} steps ({result.resumed_from} -> {result.steps}) "
+            f"in {result.seconds:.1f} s, "
+            f"{result.tokens_per_s:.0f} tokens/s; loss {result.first_loss:.4f} -> {result.last_loss:.4f}; per language: {losses}",
+            highlight=False,
+        )
+        console.print(f"model: {result.checkpoint}")
+
+
+@app.command(name="eval")
+def eval_(
+    model: Annotated[str, typer.Option(help="A `corpusalign train` output or checkpoint, a local model, a hub id, or smollm2.")],
+    shards: Annotated[Path, typer.Option("--shards", "-s", help="A corpus built by `corpusalign build`.")],
+    langs: Annotated[
+        str | None, typer.Option(help="Languages, comma-separated. [default: training's, else the corpus's]")
+    ] = None,
+    num_choices: Annotated[int, typer.Option(help="Candidates per question (chance = 1/N).")] = 4,
+    max_concepts: Annotated[int | None, typer.Option(help="Evaluate at most this many held-out concepts.")] = None,
+    eval_fraction: Annotated[
+        float | None, typer.Option(help="Held-out share of concepts. [default: training's, else 0.1]")
+    ] = None,
+    split: Annotated[str, typer.Option(help="eval (held-out concepts) | all.")] = "eval",
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 32,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the distractor draw.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON here.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Per-language multiple-choice accuracy, the English gap, cross-lingual consistency and retrieval
+    on held-out concepts (the task and split of the model's training run when it has one)."""
+    import json
+
+    from corpusalign.extras import MissingExtraError
+    from corpusalign.train.config import DEFAULT_TO_ANCHOR_PROMPT
+    from corpusalign.train.data import CorruptCorpusError
+    from corpusalign.train.evaluate import evaluate, format_table, load_for_eval
+    from corpusalign.train.models import ModelUnavailable, require_train_extra
+
+    _quiet_transformers()
+    try:
+        require_train_extra()
+        net, tokenizer, saved = load_for_eval(model, device)
+        saved = saved or {}
+        result = evaluate(
+            net,
+            tokenizer,
+            shards,
+            langs=_split(langs) or (list(saved["langs"]) if saved.get("langs") else None),
+            objective=saved.get("objective", "sft"),
+            task=saved.get("task", "auto"),
+            prompt_template=saved.get("to_anchor_prompt", DEFAULT_TO_ANCHOR_PROMPT),
+            chat_template=saved.get("chat_template", True),
+            split=split,
+            eval_fraction=eval_fraction if eval_fraction is not None else saved.get("eval_fraction", 0.1),
+            num_choices=num_choices,
+            max_concepts=max_concepts,
+            max_length=saved.get("max_length", 256),
+            batch_size=batch_size,
+            seed=seed,
+            progress=not quiet,
+        )
+    except (CorruptCorpusError, ModelUnavailable, MissingExtraError, ValueError, FileNotFoundError) as exc:
+        err.print(f"[red]cannot evaluate:[/red] {exc}")
+        raise typer.Exit(2) from None
+    result["model"] = model
+    console.print(format_table(result), highlight=False, markup=False)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        console.print(f"results: {json_out}")

@@ -363,10 +363,10 @@ def config_from_dict(data: Mapping[str, Any]) -> BuildConfig:
     return _build(BuildConfig, data, "")
 
 
-def load_config(path: str | Path | None = None, **overrides: Any) -> BuildConfig:
-    """Load a pipeline parameter file, then apply top-level ``overrides`` whose value is not None.
+def read_parameter_file(path: str | Path | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain data from a YAML parameter file with ``overrides`` applied (None values skipped).
 
-    Nested overrides use a double underscore: ``load_config(p, translate__memory=("tm.tmx",))``.
+    Nested overrides use a double underscore: ``{"translate__memory": ("tm.tmx",)}``.
     """
     data: dict[str, Any] = {}
     if path is not None:
@@ -377,7 +377,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> BuildConfig
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: a pipeline file must be a mapping of parameters")
+            raise ConfigError(f"{path}: a parameter file must be a mapping of parameters")
         data = loaded
     for key, value in overrides.items():
         if value is None:
@@ -388,7 +388,15 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> BuildConfig
             data[section] = {**(data[section] or {}), name: value}
         else:
             data[key] = value
-    return config_from_dict(data)
+    return data
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> BuildConfig:
+    """Load a pipeline parameter file, then apply top-level ``overrides`` whose value is not None.
+
+    Nested overrides use a double underscore: ``load_config(p, translate__memory=("tm.tmx",))``.
+    """
+    return config_from_dict(read_parameter_file(path, overrides))
 
 
 def replace(cfg: Any, **changes: Any) -> Any:
