@@ -10,7 +10,9 @@ One command::
    English text (so no concept, and no English sentence, is in both), per data set;
 3. calibrates corpusalign's gates on the calibration part only, as ``corpusalign calibrate`` does
    (:func:`corpusalign.verify.calibrate.calibrate`, synthetic mode: it corrupts the good pairs with
-   :func:`corpusalign.verify.corrupt.make_noisy_set` itself), with the default embedder;
+   :func:`corpusalign.verify.corrupt.make_noisy_set` itself), with the default embedder and
+   calibrate's default thresholds (F1-optimal, then raised towards at most 2% kept per corruption
+   type on calibration data; ``--max-kept none`` for the F1-optimal thresholds alone);
 4. makes the held-out noisy set with ``make_noisy_set`` (another seed; short Tatoeba sentences and
    UI-string templates included; Swahili, which only UDHR has, in several corruption rounds, each its
    own margin pool, as calibrate does for small languages), scores it like a build does (language ID
@@ -61,6 +63,7 @@ sys.path.insert(0, str(REPO))
 from opusfilter_baseline import FILTER_NAMES, opusfilter_keep  # noqa: E402
 
 from corpusalign.embed.base import Embedder, make_embedder  # noqa: E402
+from corpusalign.verify.calibrate import MAX_KEPT, MAX_RECALL_LOSS  # noqa: E402
 from corpusalign.verify.corrupt import CORRUPTIONS, make_noisy_set  # noqa: E402
 
 RESULTS = HERE / "results" / "quality.json"
@@ -598,6 +601,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corrupt-share", type=float, default=0.5, help="share of held-out pairs corrupted (default 0.5)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-lid-baseline", action="store_true", help="OpusFilter without its fastText language-ID filter")
+    ap.add_argument(
+        "--max-kept",
+        default=str(MAX_KEPT),
+        help=f"calibrate's kept-rate target per fault kind ('none': F1-optimal thresholds; default {MAX_KEPT})",
+    )
+    ap.add_argument(
+        "--max-recall-loss",
+        type=float,
+        default=MAX_RECALL_LOSS,
+        help=f"most good-pair recall that target may cost in calibration (default {MAX_RECALL_LOSS})",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument(
         "--diagnose",
@@ -638,7 +652,19 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     calib_pairs = good_pairs(calib_concepts)
     calib_pairs = calib_pairs.select([c for c in calib_pairs.columns if calib_pairs[c].null_count() < calib_pairs.height])
-    result = calibrate(calib_pairs, embedder, SRC, seed=args.seed)
+    max_kept = None if args.max_kept.strip().lower() in ("none", "off") else float(args.max_kept)
+    result = calibrate(calib_pairs, embedder, SRC, seed=args.seed, max_kept=max_kept, max_recall_loss=args.max_recall_loss)
+    for lang, how in sorted(result.metrics["thresholds"].items()):
+        log.info(
+            "threshold %s: %.3f (F1-optimal %.3f; out-of-fold recall %.3f -> %.3f; kinds over %s: %s)",
+            lang,
+            how.get("threshold", how["first"]),
+            how["first"],
+            how["recall_first"],
+            how.get("recall", how["recall_first"]),
+            max_kept,
+            ", ".join(how.get("kinds_over_target", [])) or "none",
+        )
     timings["calibrate_s"] = round(time.perf_counter() - t, 1)
     log.info("calibrated gates for %s in %.0f s", sorted(result.gates), timings["calibrate_s"])
 
@@ -689,7 +715,18 @@ def main(argv: list[str] | None = None) -> int:
         "test_pairs": feats.height,
         "test_kinds": dict(sorted(feats.group_by("kind").len().iter_rows())),
         "calibration_metrics": {
-            k: result.metrics.get(k) for k in ("mode", "n_pairs", "n_train", "n_heldout", "overall", "per_language")
+            k: result.metrics.get(k)
+            for k in (
+                "mode",
+                "n_pairs",
+                "n_train",
+                "n_heldout",
+                "max_kept",
+                "max_recall_loss",
+                "thresholds",
+                "overall",
+                "per_language",
+            )
         },
         "gates": {lang: g.to_dict() for lang, g in result.gates.items()},
         "baselines": {

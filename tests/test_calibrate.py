@@ -155,3 +155,60 @@ def test_real_e5_on_60_pairs(tatoeba_rows: list[dict[str, Any]]) -> None:
     assert m["embedder"].startswith("e5-native")
     assert m["per_language"]["de"]["f1"] >= 0.8
     assert isinstance(res.gates["de"], LanguageGate)
+
+
+def _threshold_case() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """200 good pairs (p from 0.2 to 1), 200 easy faults (p 0.05) and 40 of kind "b", 4 of them at p 0.25."""
+    p = np.concatenate([np.linspace(0.2, 1.0, 200), np.full(200, 0.05), np.full(36, 0.05), np.full(4, 0.25)])
+    y = np.arange(len(p)) < 200
+    kinds = np.array(["good"] * 200 + ["a"] * 200 + ["b"] * 40, dtype=object)
+    return p, y, np.zeros(len(p), dtype=bool), kinds
+
+
+def test_threshold_for_f1_alone_keeps_a_tenth_of_one_kind() -> None:
+    from corpusalign.verify.calibrate import _pick_threshold
+
+    p, y, hard, kinds = _threshold_case()
+    t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=None)
+    assert t == pytest.approx(info["first"], abs=1e-4) and t <= 0.2  # every good pair kept, and 4 of the 40 "b"
+    assert "kinds_over_target" not in info
+
+
+def test_threshold_rises_to_the_kept_target_within_the_recall_budget() -> None:
+    from corpusalign.verify.calibrate import _pick_threshold
+
+    p, y, hard, kinds = _threshold_case()
+    first, _ = _pick_threshold(p, y, hard, None, kinds, max_kept=None)
+    # keeping "b" under 2% costs about 6.5 points of recall: more than the default budget of 3
+    t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=0.02)
+    assert t == first and info["kinds_over_target"] == ["b"] and info["kinds_checked"] == ["a", "b"]
+    # within a budget of 10 points it is paid, at the lowest threshold that meets the target
+    t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=0.02, max_recall_loss=0.10)
+    assert 0.25 < t < 0.3 and info["kinds_over_target"] == []
+    assert info["recall_first"] - 0.10 <= info["recall"] < info["recall_first"]
+    assert not ((p >= t) & (kinds == "b")).any()
+
+
+def test_threshold_target_ignores_kinds_too_small_to_measure() -> None:
+    from corpusalign.verify.calibrate import MIN_KIND_PAIRS, _pick_threshold
+
+    p, y, hard, kinds = _threshold_case()
+    keep = np.concatenate([np.arange(400), np.arange(440 - (MIN_KIND_PAIRS - 1), 440)])  # "b": 19 pairs, 4 at 0.25
+    t, info = _pick_threshold(p[keep], y[keep], hard[keep], None, kinds[keep], max_kept=0.02, max_recall_loss=0.10)
+    assert info["kinds_checked"] == ["a"] and t == pytest.approx(info["first"], abs=1e-4)
+
+
+def test_calibrate_reports_how_thresholds_were_chosen(pairs: pl.DataFrame, synthetic: CalibrationResult) -> None:
+    from corpusalign.verify.calibrate import MAX_KEPT, MAX_RECALL_LOSS
+
+    how = synthetic.metrics["thresholds"]
+    assert synthetic.metrics["max_kept"] == MAX_KEPT and synthetic.metrics["max_recall_loss"] == MAX_RECALL_LOSS
+    assert set(how) == {"de", "ja", "*"}
+    for lang, info in how.items():
+        assert info["threshold"] >= info["first"]
+        assert info["recall"] >= info["recall_first"] - MAX_RECALL_LOSS - 1e-9
+        assert synthetic.gates[lang].threshold == pytest.approx(info["threshold"], abs=1e-4)
+    f1_only = calibrate(pairs, NgramHashEmbedder(), "en", seed=0, rounds=2, max_kept=None)
+    for lang, info in how.items():
+        assert f1_only.gates[lang].threshold == pytest.approx(info["first"], abs=1e-4)
+        assert f1_only.gates[lang].threshold <= synthetic.gates[lang].threshold

@@ -19,9 +19,16 @@ standardised inputs, classes balanced within each language): shared weights plus
 with at least ``min_pairs`` pairs, a per-language deviation that the L2 penalty pulls towards the
 shared weights (so Swahili, with 51 UDHR paragraphs, stays close to the pooled model while German
 and Japanese fit their own). Each language's threshold is chosen on 5-fold out-of-fold probabilities
-(folds by concept) to maximise F1 of the final keep decision (hard rules included), or, with
-``target_precision``, recall at that precision. The ``"*"`` gate for unseen languages is a separate
-fit over all languages with one pooled length model, as it meets them at run time. The held-out part
+(folds by concept) of the final keep decision (hard rules included), in two steps: first the
+threshold that maximises F1 (or, with ``target_precision``, recall at that precision); then it is
+raised, as long as that costs at most ``max_recall_loss`` (:data:`MAX_RECALL_LOSS`, 3 points) of
+good-pair recall, to the lowest threshold at which the fewest fault kinds are kept in more than
+``max_kept`` (:data:`MAX_KEPT`, 2%) of their cases. F1 alone spends the last points of precision on
+recall, and the faults that pass are those the embedding hides best (an unrelated sentence appended
+to a long paragraph). ``max_kept=None`` keeps the F1 threshold. Without a ``kind`` column all
+faulty pairs are one kind. Which threshold each language got, and why, is in
+``metrics["thresholds"]``. The ``"*"`` gate for unseen languages is a separate fit over all
+languages with one pooled length model, as it meets them at run time. The held-out part
 is then scored once with the finished gates: its precision, recall and F1 per language, per fault
 kind and for short texts are the reported metrics (``metrics``). Finally the weights are refitted on
 all pairs (thresholds stay; ``refit=False`` keeps the training-part weights).
@@ -256,28 +263,86 @@ def _fit_lr(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, float]
 THRESHOLD_BETA = 1.0
 #: Thresholds are kept within this range.
 THRESHOLD_RANGE = (0.05, 0.95)
+#: Kept-rate target per fault kind: a threshold is raised above the F1-optimal one until every kind of
+#: faulty pair is kept in at most this share of its out-of-fold cases (the product target is 3%; 2%
+#: leaves a margin for data the calibration has not seen). ``None``: thresholds for F1 alone.
+MAX_KEPT = 0.02
+#: ... but by at most this much lost recall of good pairs (absolute, against the F1-optimal threshold):
+#: a kind the model cannot separate at that cost stays over the target rather than costing more.
+MAX_RECALL_LOSS = 0.03
+#: A fault kind with fewer out-of-fold pairs than this in a language is not held to the target there
+#: (one kept pair would decide).
+MIN_KIND_PAIRS = 20
 
 
-def _pick_threshold(p: np.ndarray, y: np.ndarray, hard: np.ndarray, target_precision: float | None) -> float:
-    """The threshold maximising F-beta (:data:`THRESHOLD_BETA`), or recall at ``target_precision``, of
-    ``keep = p >= t & ~hard``."""
+def _pick_threshold(
+    p: np.ndarray,
+    y: np.ndarray,
+    hard: np.ndarray,
+    target_precision: float | None,
+    kinds: np.ndarray | None = None,
+    max_kept: float | None = None,
+    max_recall_loss: float = MAX_RECALL_LOSS,
+) -> tuple[float, dict[str, Any]]:
+    """The threshold of ``keep = p >= t & ~hard``, and how it was chosen.
+
+    First the threshold maximising F-beta (:data:`THRESHOLD_BETA`), or recall at
+    ``target_precision``. Then, with ``max_kept`` and ``kinds`` (the fault kind of each row; good
+    rows are ignored), it is raised to the lowest threshold at which the fewest fault kinds (of at
+    least :data:`MIN_KIND_PAIRS` pairs) are kept in more than ``max_kept`` of their cases, among the
+    thresholds that lose at most ``max_recall_loss`` of good-pair recall (ties: the higher F-beta).
+    Returns ``(threshold, info)``; ``info`` holds the first threshold, the recall at both and the
+    kinds still over the target.
+    """
     beta2 = THRESHOLD_BETA**2
-    cands = np.unique(np.concatenate([[0.5], np.quantile(p, np.linspace(0.0, 1.0, 401))]))
-    best_t, best = 0.5, (-1.0, -1.0)
-    for t in cands:
+    cands = np.unique(np.concatenate([[0.5], np.quantile(p, np.linspace(0.0, 1.0, 401))])) if len(p) else np.array([0.5])
+    n_good = max(float(y.sum()), 1.0)
+
+    def rates(t: float) -> tuple[float, float, float]:
         keep = (p >= t) & ~hard
         tp = float((keep & y).sum())
         prec = tp / max(float(keep.sum()), 1.0)
-        rec = tp / max(float(y.sum()), 1.0)
+        rec = tp / n_good
+        return prec, rec, (1 + beta2) * prec * rec / max(beta2 * prec + rec, 1e-12)
+
+    best_t, best = 0.5, (-1.0, -1.0)
+    for t in cands:
+        prec, rec, fb = rates(float(t))
         if target_precision is not None:
             score = (rec, prec) if prec >= target_precision else (-1.0, prec)
         else:
-            score = ((1 + beta2) * prec * rec / max(beta2 * prec + rec, 1e-12), -abs(t - 0.5))
+            score = (fb, -abs(t - 0.5))
         if score > best:
             best, best_t = score, float(t)
     # a threshold far from the balanced model's 0.5 means the probabilities say little there: stay in range
     best_t = min(max(best_t, THRESHOLD_RANGE[0]), THRESHOLD_RANGE[1])
-    return best_t
+    info: dict[str, Any] = {"first": round(best_t, 4), "recall_first": round(rates(best_t)[1], 4)}
+    if max_kept is None or kinds is None:
+        return best_t, info
+
+    bad = ~y.astype(bool)
+    checked = [k for k in sorted({str(k) for k in kinds[bad]}) if int((bad & (kinds == k)).sum()) >= MIN_KIND_PAIRS]
+
+    def over(t: float) -> list[str]:
+        keep = (p >= t) & ~hard
+        return [k for k in checked if float(keep[bad & (kinds == k)].mean()) > max_kept]
+
+    rec0 = rates(best_t)[1]
+    chosen, chosen_score = best_t, (-len(over(best_t)), rates(best_t)[2])
+    for t in [float(c) for c in cands if best_t < c <= THRESHOLD_RANGE[1]] + [THRESHOLD_RANGE[1]]:
+        _, rec, fb = rates(t)
+        if rec < rec0 - max_recall_loss - 1e-12:
+            break  # recall only falls as the threshold rises
+        score = (-len(over(t)), fb)
+        if score > chosen_score:
+            chosen, chosen_score = t, score
+    info.update(
+        threshold=round(chosen, 4),
+        recall=round(rates(chosen)[1], 4),
+        kinds_checked=checked,
+        kinds_over_target=over(chosen),
+    )
+    return chosen, info
 
 
 @dataclass
@@ -290,20 +355,30 @@ class _Design:
     lang: np.ndarray
     concept: np.ndarray
     bases: dict[str, LanguageGate]
+    kind: np.ndarray  # fault kind per row ("good"; "faulty" for a faulty pair without a ``kind`` column)
 
 
 def _design(feats: pl.DataFrame) -> _Design:
-    xs, ys, hards, langs, concepts = [], [], [], [], []
+    xs, ys, hards, langs, concepts, kinds = [], [], [], [], [], []
     bases: dict[str, LanguageGate] = {}
     for (lang,), part in feats.group_by("lang", maintain_order=True):
         base = bases[str(lang)] = _base_gate(part)
         xs.append(design_matrix(part, base))
-        ys.append(part["label"].to_numpy().astype(bool))
+        y = part["label"].to_numpy().astype(bool)
+        ys.append(y)
         hards.append(_hard_mask(part, base, str(lang)))
         langs.append(np.full(part.height, str(lang), dtype=object))
         concepts.append(part["concept_id"].to_numpy())
+        kind = part["kind"].fill_null("faulty").to_numpy().astype(object) if "kind" in part.columns else None
+        kinds.append(np.where(y, "good", "faulty").astype(object) if kind is None else np.where(y, "good", kind))
     return _Design(
-        np.vstack(xs), np.concatenate(ys), np.concatenate(hards), np.concatenate(langs), np.concatenate(concepts), bases
+        np.vstack(xs),
+        np.concatenate(ys),
+        np.concatenate(hards),
+        np.concatenate(langs),
+        np.concatenate(concepts),
+        bases,
+        np.concatenate(kinds),
     )
 
 
@@ -404,14 +479,21 @@ def _predict_joint(models: dict[str, tuple[np.ndarray, float]], x: np.ndarray, l
 
 
 def _fit_gates(
-    feats: pl.DataFrame, seed: int, target_precision: float | None, min_pairs: int, folds: int = 5
-) -> tuple[dict[str, LanguageGate], dict[str, str]]:
-    """Gates per language and ``"*"``, and which model each language uses (``own`` or ``pooled``).
+    feats: pl.DataFrame,
+    seed: int,
+    target_precision: float | None,
+    min_pairs: int,
+    folds: int = 5,
+    max_kept: float | None = MAX_KEPT,
+    max_recall_loss: float = MAX_RECALL_LOSS,
+) -> tuple[dict[str, LanguageGate], dict[str, str], dict[str, Any]]:
+    """Gates per language and ``"*"``, which model each language uses (``own`` or ``pooled``) and how
+    each threshold was chosen.
 
     Languages with ``min_pairs`` pairs get the joint model's shared weights plus their own
     deviation (:func:`_fit_joint`); smaller ones the shared weights alone. Each language's length
     z-score uses its own statistics. Thresholds come from 5-fold out-of-fold probabilities (folds by
-    concept). ``"*"`` is :func:`_fit_any_language`.
+    concept), see :func:`_pick_threshold`. ``"*"`` is :func:`_fit_any_language`.
     """
     d = _design(feats)
     own = _own_languages(d, min_pairs)
@@ -426,14 +508,20 @@ def _fit_gates(
             tr = soft & ~te
             oof[te] = _predict_joint(_fit_joint(d.x[tr], d.y[tr], d.lang[tr], own, seed), d.x[te], d.lang[te])
     models = _fit_joint(d.x[soft], d.y[soft], d.lang[soft], own, seed)
-    gates = {"*": _fit_any_language(feats, seed, target_precision, folds)}
-    shared_threshold = _pick_threshold(oof, d.y, d.hard, target_precision)
+    pick = {"target_precision": target_precision, "max_kept": max_kept, "max_recall_loss": max_recall_loss}
+    any_gate, how = _fit_any_language(feats, seed, target_precision, folds, max_kept, max_recall_loss)
+    gates = {"*": any_gate}
+    shared_threshold, shared_how = _pick_threshold(oof, d.y, d.hard, kinds=d.kind, **pick)
+    thresholds: dict[str, Any] = {"*": how}
     choice: dict[str, str] = {}
     for lang, base in d.bases.items():
         rows = d.lang == lang
         w, b = models.get(lang, models["*"])
         # a small language's own out-of-fold F1 is too noisy to place a threshold: it takes the shared one
-        threshold = _pick_threshold(oof[rows], d.y[rows], d.hard[rows], target_precision) if lang in own else shared_threshold
+        if lang in own:
+            threshold, thresholds[lang] = _pick_threshold(oof[rows], d.y[rows], d.hard[rows], kinds=d.kind[rows], **pick)
+        else:
+            threshold, thresholds[lang] = shared_threshold, {**shared_how, "shared": True}
         gates[lang] = LanguageGate(
             **{
                 **base.__dict__,
@@ -444,7 +532,7 @@ def _fit_gates(
             }
         )
         choice[lang] = "own" if lang in own else "pooled"
-    return gates, choice
+    return gates, choice, thresholds
 
 
 def _any_language_design(feats: pl.DataFrame) -> tuple[_Design, LanguageGate]:
@@ -454,19 +542,29 @@ def _any_language_design(feats: pl.DataFrame) -> tuple[_Design, LanguageGate]:
     return d, base
 
 
-def _fit_any_language(feats: pl.DataFrame, seed: int, target_precision: float | None, folds: int = 5) -> LanguageGate:
-    """The ``"*"`` gate: every language at once, with one pooled length model (what it meets at run time)."""
+def _fit_any_language(
+    feats: pl.DataFrame,
+    seed: int,
+    target_precision: float | None,
+    folds: int = 5,
+    max_kept: float | None = MAX_KEPT,
+    max_recall_loss: float = MAX_RECALL_LOSS,
+) -> tuple[LanguageGate, dict[str, Any]]:
+    """The ``"*"`` gate: every language at once, with one pooled length model (what it meets at run
+    time), and how its threshold was chosen."""
     d, base = _any_language_design(feats)
     oof = _oof(d, np.ones(len(d.y), dtype=bool), seed, folds)
     w, b = _fit_lr(d.x[~d.hard], d.y[~d.hard], seed)
-    return _with_length(
+    threshold, how = _pick_threshold(oof, d.y, d.hard, target_precision, d.kind, max_kept, max_recall_loss)
+    gate = _with_length(
         base,
         base,
         weights={c: float(v) for c, v in zip(DESIGN_COLUMNS, w)},
         bias=b,
         n_train=int((~d.hard).sum()),
-        threshold=_pick_threshold(oof, d.y, d.hard, target_precision),
+        threshold=threshold,
     )
+    return gate, how
 
 
 def _refit(gates: dict[str, LanguageGate], choice: dict[str, str], feats: pl.DataFrame, seed: int) -> dict[str, LanguageGate]:
@@ -609,6 +707,8 @@ def calibrate(
     min_pairs: int = MIN_PAIRS,
     rounds: int | None = None,
     refit: bool = True,
+    max_kept: float | None = MAX_KEPT,
+    max_recall_loss: float = MAX_RECALL_LOSS,
 ) -> CalibrationResult:
     """Fit one :class:`LanguageGate` per target language of ``pairs`` plus the pooled ``"*"`` gate.
 
@@ -621,13 +721,17 @@ def calibrate(
     ``pairs`` lacks it: ``None``/``True`` the bundled fastText lid.176, a path to another fastText
     model, a callable ``(texts, langs) -> probabilities`` (no top guess then), or ``False`` (none:
     the gates then impute it). ``target_precision``: choose thresholds for the best recall at this
-    precision instead of the best F1. ``labels=False``: the unlabelled mode (see the module docstring).
+    precision instead of the best F1. ``max_kept``/``max_recall_loss``: then raise each threshold
+    towards at most ``max_kept`` kept pairs of every fault kind, at a cost of at most
+    ``max_recall_loss`` recall (``max_kept=None``: no such step; see the module docstring).
+    ``labels=False``: the unlabelled mode (see the module docstring).
     ``rounds``: synthetic mode, how many corrupted copies per language (default: enough for about
     600 pairs, at most 8). ``refit``: refit the weights on all pairs after the held-out evaluation.
 
     Returns the gates and ``metrics``: ``mode``, ``embedder``, per-language/overall/short-text
     precision, recall and F1 on the held-out concepts and, per fault kind, the share of faulty pairs
-    kept (lower is better).
+    kept (lower is better); ``thresholds``: per language the F1 (or precision-target) threshold
+    (``first``), the chosen one, the out-of-fold recall at each and the kinds still over ``max_kept``.
     """
     need = {"concept_id", "lang", "src_text", "tgt_text"}
     if not need <= set(pairs.columns):
@@ -666,7 +770,9 @@ def calibrate(
     is_held = feats["concept_id"].is_in(list(held))
     train, test = feats.filter(~is_held), feats.filter(is_held)
 
-    gates, choice = _fit_gates(train, seed, target_precision, min_pairs)
+    gates, choice, thresholds = _fit_gates(
+        train, seed, target_precision, min_pairs, max_kept=max_kept, max_recall_loss=max_recall_loss
+    )
     scored = apply_gates(test, gates) if test.height else None
     metrics: dict[str, Any] = {
         "mode": mode,
@@ -677,7 +783,10 @@ def calibrate(
         "n_train": train.height,
         "n_heldout": test.height,
         "target_precision": target_precision,
+        "max_kept": max_kept,
+        "max_recall_loss": max_recall_loss,
         "model": choice,
+        "thresholds": thresholds,
         "refit_on_all": refit,
     }
     if scored is not None:
@@ -886,6 +995,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--embedder", default="e5")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--target-precision", type=float, default=None)
+    ap.add_argument(
+        "--max-kept",
+        type=_optional_float,
+        default=MAX_KEPT,
+        help=f"kept-rate target per fault kind for the thresholds ('none': thresholds for F1 only; default {MAX_KEPT})",
+    )
+    ap.add_argument(
+        "--max-recall-loss",
+        type=float,
+        default=MAX_RECALL_LOSS,
+        help=f"most good-pair recall the kept-rate target may cost (default {MAX_RECALL_LOSS})",
+    )
     ap.add_argument("--unlabelled", action="store_true", help="no synthetic labels: mixture thresholds on the margin")
     ap.add_argument("--out", default=None, help="write the gates JSON here")
     ap.add_argument("--pipeline-out", default=None, help="write a pipeline YAML with the gates here")
@@ -910,7 +1031,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     embedder = make_embedder(args.embedder)
     result = calibrate(
-        pairs, embedder, args.src, target_precision=args.target_precision, seed=args.seed, labels=not args.unlabelled
+        pairs,
+        embedder,
+        args.src,
+        target_precision=args.target_precision,
+        seed=args.seed,
+        labels=not args.unlabelled,
+        max_kept=args.max_kept,
+        max_recall_loss=args.max_recall_loss,
     )
     provenance = {
         "command": "python -m corpusalign.verify.calibrate " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -927,6 +1055,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pipeline_out:
         write_pipeline(result, args.pipeline_out, args.base_pipeline)
     return 0
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.strip().lower() in ("none", "off", "") else float(text)
 
 
 def _version() -> str:
