@@ -349,3 +349,19 @@ def test_cli_reports_problems_without_a_traceback(corpus: Path, tmp_path: Path) 
     assert res.exit_code == 2 and "configuration error" in res.output
     res = runner.invoke(app, ["train", "--shards", str(corpus), "-k", "1000", "--model", "x", "-o", str(tmp_path / "o2")])
     assert res.exit_code == 2
+
+
+def test_training_doc_names_only_real_options_and_keys() -> None:
+    """Every `--option` in docs/training.md exists on build, train or eval; every `key: value` is a config field."""
+    import re
+    from dataclasses import fields
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text(encoding="utf-8")
+    runner = CliRunner()
+    helps = "".join(runner.invoke(app, [cmd, "--help"], terminal_width=200).output for cmd in ("build", "train", "eval"))
+    options = set(re.findall(r"--[a-z][a-z-]+", helps))
+    for opt in set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", doc)) - {"--no-deps"}:
+        assert opt in options, f"docs/training.md names {opt}, which train/eval do not have"
+    keys = {f.name for f in fields(TrainConfig)} | {f"lora.{f}" for f in ("enabled", "r", "alpha", "dropout", "target_modules")}
+    for key in re.findall(r"`([a-z_.]+): [^`]+`", doc):
+        assert key in keys, f"docs/training.md names the key {key!r}, which TrainConfig does not have"
