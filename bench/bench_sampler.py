@@ -1,22 +1,30 @@
-"""Sampler + collate overhead as a share of a CPU training step of a small causal LM.
+"""Sampler + fetch + collate overhead of the trainer's data path as a share of a CPU training step.
 
 Builds a corpus from the bundled Tatoeba sample (1500 records, en/de/ja, verification off), opens it
 with ``ShardDataset``, trains a byte-level BPE tokenizer in-process on its text (``tokenizers``, no
-download) and builds a small Llama (``transformers`` config, random weights). The three samplers
-(aligned, random rows, language-homogeneous; same rows per batch, ``drop_last=True``) take turns step
-by step on one model and optimizer; per step it times
+download) and wraps it as a ``transformers.PreTrainedTokenizerFast`` with eos/pad tokens and a ChatML
+chat template (as SmolLM2-Instruct has), and builds a small Llama (``transformers`` config, random
+weights). The data path is the trainer's own (``corpusalign.train.loop``): ``Examples`` (task
+``to_anchor`` on the corpus's ``text``: the prompt asks what the row says in English, the answer is
+the concept's English text), ``Collator`` (chat template, answer + eos, labels only on the answer,
+truncation to ``max_length``) and ``batch_loss``. The three samplers (aligned, random rows,
+language-homogeneous; same rows per batch, ``drop_last=True``) take turns step by step on one model
+and optimizer; per step it times
 
 * ``sample``: the sampler's next batch of row indices (a new epoch's set-up included when one starts),
-* ``fetch``: ``ds.__getitems__`` (one Arrow take, rows as dicts),
-* ``collate``: tokenise, add <bos>/<eos>, truncate, pad to the longest row, build ``input_ids``,
-  ``attention_mask``, ``labels`` and the per-row concept and language tensors an alignment loss needs,
-* ``step``: forward + backward + AdamW step on that batch.
+* ``fetch``: ``Examples.__getitems__`` (one Arrow take of the rows, the anchor answers, the prompts),
+* ``collate``: ``Collator``: render the chat template, tokenise prompt and answer, truncate, pad,
+  build ``input_ids``, ``attention_mask``, ``labels``, ``prompt_mask``, ``row``, ``group``, ``lang``,
+* ``step``: ``batch_loss`` (forward + the objective) + backward + gradient clipping + AdamW step, as
+  one optimizer step of ``train()`` with ``grad_accum=1`` on one process.
 
 ``share all = (sample + fetch + collate) / (all four)`` summed over the measured steps: the fraction of
-a sequential, single-process step spent on data (no DataLoader workers, no prefetch: the worst case);
-``share s+f`` leaves out the tokenizer. Target < 1%. Results go to bench/results/sampler.json.
+a sequential, single-process step spent on data (no DataLoader workers, no prefetch: the worst case,
+and how ``train()`` runs: it fetches and collates in the training process); ``share s+f`` leaves
+out the tokenizer. Target < 1%. Results go to bench/results/sampler.json.
 
-    python bench/bench_sampler.py                      # defaults: K=8 concepts x 3 languages = 24 rows
+    python bench/bench_sampler.py                      # defaults: K=8 concepts x 3 languages = 24 rows, SFT
+    python bench/bench_sampler.py --objective orpo     # preference batches: chosen + rejected, 48 sequences
     python bench/bench_sampler.py --hidden 512 --layers 8 --steps 20
 """
 
@@ -40,12 +48,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from corpusalign.config import load_config
 from corpusalign.runner import build
 from corpusalign.train import ShardDataset
+from corpusalign.train.config import TrainConfig, load_train_config
+from corpusalign.train.loop import batch_loss
 from corpusalign.train.sampler import ablation_samplers
+from corpusalign.train.task import Collator, Examples
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
 RESULTS = HERE / "results"
 SAMPLE = HERE.parent / "corpusalign" / "data" / "sample" / "tatoeba_en_de_ja.jsonl"
+
+#: ChatML, the template of SmolLM2-Instruct and Qwen (as in tests/tiny_models.py).
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
 def make_corpus() -> Path:
@@ -54,47 +72,28 @@ def make_corpus() -> Path:
     return Path(build(cfg, [SAMPLE], out, progress=False).output)  # up to date: returns at once
 
 
-def make_tokenizer(ds: ShardDataset, vocab: int) -> Any:
+def make_tokenizer(ds: ShardDataset, vocab: int, chat_template: bool) -> Any:
+    """A byte-level BPE trained on the corpus's text, as a Hugging Face fast tokenizer (what the trainer loads)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab,
-        special_tokens=["<pad>", "<unk>", "<bos>", "<eos>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        vocab_size=vocab, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
-    tok.train_from_iterator((t for t in ds.column("text") if t), trainer=trainer)
+    bpe.train_from_iterator((t for t in ds.column("text") if t), trainer=trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
+    if chat_template:
+        tok.chat_template = CHATML_TEMPLATE
     return tok
-
-
-class Collate:
-    """Rows -> padded tensors: ``input_ids``, ``attention_mask``, ``labels`` (-100 on padding),
-    ``concept`` (batch-local concept number per row) and ``lang`` (language number per row).
-
-    ``<bos> text <eos>``, truncation to ``max_len`` and padding to the longest row are done by the
-    tokenizer itself (Rust), so Python only touches one list per row."""
-
-    def __init__(self, tok: Any, langs: tuple[str, ...], max_len: int) -> None:
-        from tokenizers.processors import TemplateProcessing
-
-        self.tok = tok.__class__.from_str(tok.to_str())  # a configured copy
-        bos, eos, pad = (self.tok.token_to_id(t) for t in ("<bos>", "<eos>", "<pad>"))
-        self.tok.post_processor = TemplateProcessing(single="<bos> $A <eos>", special_tokens=[("<bos>", bos), ("<eos>", eos)])
-        self.tok.enable_truncation(max_length=max_len)
-        self.tok.enable_padding(pad_id=pad, pad_token="<pad>")
-        self.lang_id = {lg: i for i, lg in enumerate(langs)}
-
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        encs = self.tok.encode_batch([r["text"] or "" for r in rows])
-        ids = torch.tensor([e.ids for e in encs], dtype=torch.long)
-        mask = torch.tensor([e.attention_mask for e in encs], dtype=torch.long)
-        labels = ids.masked_fill(mask == 0, -100)
-        concept_of: dict[str, int] = {}
-        concept = torch.tensor([concept_of.setdefault(r["concept_id"], len(concept_of)) for r in rows])
-        lang = torch.tensor([self.lang_id[r["lang"]] for r in rows])
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "concept": concept, "lang": lang}
 
 
 def make_model(vocab: int, hidden: int, layers: int, max_len: int) -> torch.nn.Module:
@@ -133,27 +132,34 @@ class _Feed:
 
 
 def run(
-    samplers: dict[str, Any], ds: ShardDataset, collate: Collate, model: torch.nn.Module, steps: int, warmup: int
+    samplers: dict[str, Any],
+    examples: Examples,
+    collate: Collator,
+    model: torch.nn.Module,
+    cfg: TrainConfig,
+    steps: int,
+    warmup: int,
 ) -> list[dict]:
     """Steps of the samplers interleaved (a, b, c, a, b, c, ...) so that load from other processes
     on a shared machine hits all of them alike; one model and optimizer keep training throughout."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     model.train()
     feeds = {name: _Feed(s) for name, s in samplers.items()}
     t: dict[str, dict[str, list[float]]] = {
-        n: {"sample": [], "fetch": [], "collate": [], "step": [], "rows": [], "tok": []} for n in feeds
+        n: {"sample": [], "fetch": [], "collate": [], "step": [], "rows": [], "seqs": [], "tok": []} for n in feeds
     }
     for i in range(warmup + steps):
         for name, feed in feeds.items():
             t0 = time.perf_counter()
             idx = feed.next()
             t1 = time.perf_counter()
-            rows = ds.__getitems__(idx)
+            rows = examples.__getitems__(idx)
             t2 = time.perf_counter()
             batch = collate(rows)
             t3 = time.perf_counter()
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
-            out.loss.backward()
+            loss, _per_row, _stats = batch_loss(model, batch, cfg)  # what train() does per micro-batch
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             opt.step()
             opt.zero_grad(set_to_none=True)
             t4 = time.perf_counter()
@@ -161,6 +167,7 @@ def run(
                 for key, v in (("sample", t1 - t0), ("fetch", t2 - t1), ("collate", t3 - t2), ("step", t4 - t3)):
                     t[name][key].append(v)
                 t[name]["rows"].append(len(idx))
+                t[name]["seqs"].append(int(batch["input_ids"].shape[0]))
                 t[name]["tok"].append(int(batch["attention_mask"].sum()))
     results = []
     for name, d in t.items():
@@ -173,6 +180,7 @@ def run(
                 "sampler": name,
                 "steps": steps,
                 "rows_per_batch_mean": statistics.mean(d["rows"]),
+                "sequences_per_batch_mean": statistics.mean(d["seqs"]),
                 "tokens_per_batch_mean": statistics.mean(d["tok"]),
                 "sample_us_median": 1e6 * statistics.median(d["sample"]),
                 "fetch_us_median": 1e6 * statistics.median(d["fetch"]),
@@ -193,7 +201,9 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--vocab", type=int, default=8000)
-    ap.add_argument("--max-len", type=int, default=64)
+    ap.add_argument("--max-len", type=int, default=256, help="Collator max_length (the trainer's default)")
+    ap.add_argument("--objective", choices=("sft", "orpo"), default="sft")
+    ap.add_argument("--no-chat-template", action="store_true", help="plain prompts instead of ChatML")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
@@ -207,31 +217,51 @@ def main() -> int:
     t0 = time.perf_counter()
     ds = ShardDataset(root, split="train", eval_fraction=0.05)
     open_s = time.perf_counter() - t0
-    tok = make_tokenizer(ds, args.vocab)
-    collate = Collate(tok, ds.langs, args.max_len)
-    model = make_model(tok.get_vocab_size(), args.hidden, args.layers, args.max_len)
+    tok = make_tokenizer(ds, args.vocab, chat_template=not args.no_chat_template)
+    cfg = load_train_config(
+        objective=args.objective,
+        concepts_per_batch=args.concepts,
+        max_length=args.max_len,
+        chat_template=not args.no_chat_template,
+        seed=args.seed,
+        lr=1e-4,
+        device="cpu",
+    )
+    examples = Examples(ds, objective=cfg.objective, task="to_anchor", prompt_template=cfg.to_anchor_prompt, seed=cfg.seed)
+    samplers = ablation_samplers(ds, args.concepts, seed=args.seed, missing=cfg.missing, drop_last=True)
+    langs = samplers["aligned"].langs
+    collate = Collator(
+        tok, langs=langs, max_length=cfg.max_length, preference=cfg.objective != "sft", chat_template=cfg.chat_template
+    )
+    model = make_model(len(tok), args.hidden, args.layers, args.max_len)
     n_params = sum(p.numel() for p in model.parameters())
-    samplers = ablation_samplers(ds, args.concepts, seed=args.seed, missing="skip_concept", drop_last=True)
 
-    results = run(samplers, ds, collate, model, args.steps, args.warmup)
+    load0 = os.getloadavg()[0]
+    results = run(samplers, examples, collate, model, cfg, args.steps, args.warmup)
+    load1 = os.getloadavg()[0]
 
     print(
         f"corpus: {ds.num_concepts} concepts, {len(ds)} rows (train split), {list(ds.langs)}; "
         f"opened+validated in {open_s * 1e3:.0f} ms"
     )
     print(
-        f"model: Llama {n_params / 1e6:.1f}M params (hidden {args.hidden}, {args.layers} layers, vocab {tok.get_vocab_size()}), "
+        f"model: Llama {n_params / 1e6:.1f}M params (hidden {args.hidden}, {args.layers} layers, vocab {len(tok)}), "
         f"torch {torch.__version__} CPU, {args.threads} threads; {args.steps} steps after {args.warmup} warm-up"
     )
+    print(
+        f"data path: Examples(task=to_anchor, objective={cfg.objective}) -> Collator(max_length={cfg.max_length}, "
+        f"chat template {'ChatML' if collate.chat else 'off'}) -> batch_loss; load average {load0:.2f} -> {load1:.2f}"
+    )
     head = (
-        f"{'sampler':<22}{'rows':>5}{'tokens':>7}{'sample us':>10}{'fetch us':>9}{'collate us':>11}{'step ms':>9}"
+        f"{'sampler':<22}{'rows':>5}{'seqs':>5}{'tokens':>7}{'sample us':>10}{'fetch us':>9}{'collate us':>11}{'step ms':>9}"
         f"{'share s+f':>10}{'share all':>10}"
     )
     print(head)
     print("-" * len(head))
     for r in results:
         print(
-            f"{r['sampler']:<22}{r['rows_per_batch_mean']:>5.0f}{r['tokens_per_batch_mean']:>7.0f}{r['sample_us_median']:>10.1f}"
+            f"{r['sampler']:<22}{r['rows_per_batch_mean']:>5.0f}{r['sequences_per_batch_mean']:>5.0f}"
+            f"{r['tokens_per_batch_mean']:>7.0f}{r['sample_us_median']:>10.1f}"
             f"{r['fetch_us_median']:>9.1f}{r['collate_us_median']:>11.1f}{r['step_ms_median']:>9.1f}"
             f"{100 * r['share_sampler_fetch']:>9.3f}%{100 * r['share']:>9.3f}%"
         )
@@ -239,12 +269,20 @@ def main() -> int:
     print(f"worst share {100 * worst:.3f}% (target < 1%): {'OK' if worst < 0.01 else 'OVER TARGET'}")
     out = {
         "bench": "sampler",
-        "what": "per step: sample = sampler next (incl. new-epoch set-up), fetch = ShardDataset.__getitems__, collate = "
-        "tokenise/pad to tensors, step = forward+backward+AdamW; share = (sample+fetch+collate) / all, "
+        "what": "per step: sample = sampler next (incl. new-epoch set-up), fetch = corpusalign.train.task.Examples."
+        "__getitems__ (task to_anchor), collate = corpusalign.train.task.Collator (chat template, tokenise, pad), "
+        "step = corpusalign.train.loop.batch_loss + backward + clip_grad_norm + AdamW; share = (sample+fetch+collate) / all, "
         "share_sampler_fetch = (sample+fetch) / all; sums over the measured steps; sequential, no DataLoader workers; "
         "samplers interleaved step by step",
+        "data_path": {
+            "objective": cfg.objective,
+            "task": examples.task,
+            "max_length": cfg.max_length,
+            "chat_template": "ChatML" if collate.chat else None,
+        },
+        "load_average": {"start": load0, "end": load1},
         "corpus": {"concepts": ds.num_concepts, "rows": len(ds), "langs": list(ds.langs), "open_validate_ms": 1e3 * open_s},
-        "model": {"params": n_params, "hidden": args.hidden, "layers": args.layers, "vocab": tok.get_vocab_size()},
+        "model": {"params": n_params, "hidden": args.hidden, "layers": args.layers, "vocab": len(tok)},
         "args": vars(args),
         "torch": torch.__version__,
         "tokenizers_parallelism": os.environ["TOKENIZERS_PARALLELISM"],

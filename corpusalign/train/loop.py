@@ -26,7 +26,10 @@ Output directory::
 
 Resuming (``resume=True``: the newest checkpoint in OUT) restores weights, optimizer, schedule, RNG
 states and the position in the sampler's epoch, so an interrupted run continues exactly as the
-uninterrupted one would (tested on one process).
+uninterrupted one would (tested on one process and on two). A checkpoint resumes only on the
+number of processes that wrote it (the sampler position and RNG states are per process).
+
+Under several processes the logged losses are rank 0's batches; tokens and rows count all ranks.
 """
 
 from __future__ import annotations
@@ -277,7 +280,13 @@ def train(
     from transformers import get_linear_schedule_with_warmup
 
     output = Path(output)
-    acc = Accelerator(mixed_precision=_precision(cfg, torch), cpu=cfg.device == "cpu")
+    # Launched as several processes (torchrun, accelerate launch) on a machine without CUDA, accelerate
+    # sets up CPU data parallelism only with cpu=True; otherwise every process trains alone as rank 0 of 1.
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cpu = cfg.device == "cpu" or (cfg.device == "auto" and world > 1 and not torch.cuda.is_available())
+    acc = Accelerator(mixed_precision=_precision(cfg, torch), cpu=cpu)
+    if acc.num_processes != world and "WORLD_SIZE" in os.environ:
+        raise ValueError(f"launched as {world} processes but accelerate runs {acc.num_processes}: check --device")
     main = acc.is_main_process
 
     start = latest_checkpoint(output)
@@ -294,6 +303,10 @@ def train(
         if changed:
             raise ValueError(
                 f"cannot resume {start}: the configuration changed ({', '.join(changed)}); use a new output directory"
+            )
+        if state.get("num_processes", 1) != acc.num_processes:  # its sampler position and RNG states are per process
+            raise ValueError(
+                f"cannot resume {start} on {acc.num_processes} process(es): it was written by {state.get('num_processes', 1)}"
             )
 
     _seed_everything(cfg.seed, torch)
@@ -413,7 +426,7 @@ def train(
         checkpoint=ckpt,
         steps=step,
         resumed_from=resumed_from,
-        rows=total_rows,
+        rows=total_rows * acc.num_processes,
         tokens=total_tokens * acc.num_processes,
         seconds=seconds,
         first_loss=first_loss,
