@@ -16,8 +16,8 @@ Three measures, all on concepts the trainer never saw (the ``eval`` split of
 * **Cross-lingual consistency**: the share of concepts (with every language) for which the model
   picks the same candidate in all languages, right or wrong.
 * **Cross-lingual retrieval** of pooled hidden states: each row's text (``text``, or ``prompt``)
-  alone, mean-pooled over the last layer; for every language X, the share of X rows whose nearest
-  anchor row (cosine) is the same concept, among the held-out concepts that have both.
+  alone, mean-pooled at the middle layer and centred per language (:func:`retrieval_accuracy`); for
+  every language X, the share of X rows whose nearest anchor row (cosine) is the same concept.
 
 :func:`evaluate` returns a JSON-ready dict; :func:`format_table` renders it.
 """
@@ -71,7 +71,6 @@ def evaluate(
     import torch
 
     from corpusalign.progress import Progress
-    from corpusalign.train.objectives import mean_pool
 
     t0 = time.perf_counter()
     ds = ShardDataset(shards, langs=langs, split=split, eval_fraction=eval_fraction)  # type: ignore[arg-type]
@@ -141,7 +140,49 @@ def evaluate(
     # Retrieval of mean-pooled hidden states of the raw texts.
     text_field = "text" if "text" in ds.fields else "prompt"
     texts = ds.column(text_field, rows.ravel().tolist())
+    a = ds.langs.index(ds.anchor) if ds.anchor in ds.langs else None
+    result.update(
+        retrieval_accuracy(
+            model, tokenizer, texts, len(ds.langs), ds.langs, a, batch_size=batch_size, max_length=max_length, progress=bars
+        )
+    )
+    result["seconds"] = time.perf_counter() - t0
+    return result
+
+
+def retrieval_accuracy(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str | None],
+    n_langs: int,
+    langs: tuple[str, ...] | list[str],
+    anchor: int | None,
+    *,
+    layer: int | None = None,
+    batch_size: int = 32,
+    max_length: int = 256,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Cross-lingual retrieval accuracy of mean-pooled hidden states.
+
+    ``texts`` holds ``n_langs`` texts per concept, concept after concept, in ``langs`` order. Each text
+    is run alone (no prompt); its hidden states at ``layer`` (default: the middle layer) are
+    mean-pooled, centred per language (the language's mean vector subtracted: raw LM states share a
+    few large directions that make every cosine alike; Libovický et al., 2020) and L2-normalised. For
+    every language but the anchor: the share of its texts whose most similar anchor text is the same
+    concept. Measured on SmolLM2-135M-Instruct over 60 Tatoeba concepts: middle layer and centring
+    0.18 (de) / 0.22 (ja), last layer raw 0.05 / 0.03 (chance 0.017).
+    """
+    import torch
+
+    from corpusalign.progress import Progress
+    from corpusalign.train.objectives import mean_pool
+
+    device = next(model.parameters()).device
+    n_layers = int(model.config.num_hidden_layers)
+    layer = n_layers // 2 if layer is None else layer
     pooled = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    bars = progress or Progress(enabled=False)
     with torch.no_grad(), bars.task("eval: retrieval", "texts", total=len(texts)) as bar:
         for lo in range(0, len(texts), batch_size):
             enc = tokenizer(
@@ -152,26 +193,24 @@ def evaluate(
                 padding=True,
                 return_tensors="pt",
             )
-            out = model(
-                input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device), output_hidden_states=True
-            )
-            pooled[lo : lo + len(enc["input_ids"])] = (
-                mean_pool(out.hidden_states[-1], enc["attention_mask"].to(device)).float().cpu().numpy()
-            )
-            bar.advance(len(enc["input_ids"]))
-    pooled = pooled.reshape(len(concepts), len(ds.langs), -1)
+            mask = enc["attention_mask"].to(device)
+            out = model(input_ids=enc["input_ids"].to(device), attention_mask=mask, output_hidden_states=True)
+            pooled[lo : lo + len(mask)] = mean_pool(out.hidden_states[layer], mask).float().cpu().numpy()
+            bar.advance(len(mask))
+    pooled = pooled.reshape(len(texts) // n_langs, n_langs, -1)
+    pooled -= pooled.mean(axis=0, keepdims=True)
     pooled /= np.linalg.norm(pooled, axis=-1, keepdims=True).clip(min=1e-12)
-    retrieval = {}
-    if ds.anchor in ds.langs:
-        a = ds.langs.index(ds.anchor)
-        for li, lg in enumerate(ds.langs):
-            if li != a:
-                sim = pooled[:, li] @ pooled[:, a].T
-                retrieval[lg] = float((sim.argmax(1) == np.arange(len(concepts))).mean())
-    result["retrieval"] = retrieval
-    result["retrieval_mean"] = float(np.mean(list(retrieval.values()))) if retrieval else None
-    result["seconds"] = time.perf_counter() - t0
-    return result
+    retrieval: dict[str, float] = {}
+    if anchor is not None:
+        for li, lg in enumerate(langs):
+            if li != anchor:
+                sim = pooled[:, li] @ pooled[:, anchor].T
+                retrieval[lg] = float((sim.argmax(1) == np.arange(len(pooled))).mean())
+    return {
+        "retrieval": retrieval,
+        "retrieval_mean": float(np.mean(list(retrieval.values()))) if retrieval else None,
+        "retrieval_layer": layer,
+    }
 
 
 def score_choices(model: Any, prompts: list[list[int]], choices: list[list[list[int]]], pad: int, device: Any) -> np.ndarray:
