@@ -45,55 +45,22 @@ import torch
 # slower with them); DataLoader workers turn them off too. Set it to true to measure the other way.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from corpusalign.config import load_config
-from corpusalign.runner import build
+from _train_common import RESULTS, WORK, chatml_tokenizer, tatoeba_corpus  # noqa: E402  (bench/ is on sys.path when run)
+
 from corpusalign.train import ShardDataset
 from corpusalign.train.config import TrainConfig, load_train_config
 from corpusalign.train.loop import batch_loss
 from corpusalign.train.sampler import ablation_samplers
 from corpusalign.train.task import Collator, Examples
 
-HERE = Path(__file__).resolve().parent
-WORK = HERE / "_work"
-RESULTS = HERE / "results"
-SAMPLE = HERE.parent / "corpusalign" / "data" / "sample" / "tatoeba_en_de_ja.jsonl"
-
-#: ChatML, the template of SmolLM2-Instruct and Qwen (as in tests/tiny_models.py).
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-
 
 def make_corpus() -> Path:
-    out = WORK / "train-sampler-corpus"
-    cfg = load_config(src="en", tgt=("de", "ja"), verify__enabled=False, shards__max_rows=1000)
-    return Path(build(cfg, [SAMPLE], out, progress=False).output)  # up to date: returns at once
+    return tatoeba_corpus("train-sampler-corpus", shards__max_rows=1000)
 
 
 def make_tokenizer(ds: ShardDataset, vocab: int, chat_template: bool) -> Any:
     """A byte-level BPE trained on the corpus's text, as a Hugging Face fast tokenizer (what the trainer loads)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
-    bpe.train_from_iterator((t for t in ds.column("text") if t), trainer=trainer)
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        unk_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-    )
-    if chat_template:
-        tok.chat_template = CHATML_TEMPLATE
-    return tok
+    return chatml_tokenizer((t for t in ds.column("text") if t), vocab, chat_template)
 
 
 def make_model(vocab: int, hidden: int, layers: int, max_len: int) -> torch.nn.Module:

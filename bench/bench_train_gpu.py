@@ -92,25 +92,13 @@ from typing import Any
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
+from _train_common import CHATML_TEMPLATE, RESULTS, WORK, chatml_tokenizer, tatoeba_corpus  # noqa: E402
 
-from corpusalign.config import load_config
-from corpusalign.runner import build
 from corpusalign.train.data import ShardDataset
 from corpusalign.train.loop import Feed
 from corpusalign.train.objectives import IGNORE_INDEX, sft_loss
 from corpusalign.train.sampler import AlignedBatchSampler
 from corpusalign.train.task import Collator, Examples
-
-HERE = Path(__file__).resolve().parent
-WORK = HERE / "_work"
-RESULTS = HERE / "results"
-SAMPLE = HERE.parent / "corpusalign" / "data" / "sample" / "tatoeba_en_de_ja.jsonl"
-
-#: ChatML, the chat template of SmolLM2-Instruct (as in tests/tiny_models.py).
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 #: Dense bf16 peak FLOP/s by device name (first match wins; NVIDIA data sheets, without sparsity).
 PEAKS: tuple[tuple[tuple[str, ...], float], ...] = (
@@ -126,36 +114,13 @@ PEAKS: tuple[tuple[tuple[str, ...], float], ...] = (
 
 # ------------------------------------------------------------------------------------------ data
 def make_corpus() -> Path:
-    out = WORK / "train-gpu-corpus"
-    cfg = load_config(src="en", tgt=("de", "ja"), verify__enabled=False)
-    return Path(build(cfg, [SAMPLE], out, progress=False).output)  # up to date: returns at once
+    return tatoeba_corpus("train-gpu-corpus")
 
 
 def make_tokenizer(ds: ShardDataset, vocab: int, prompt: str) -> Any:
-    """Byte-level BPE trained on the corpus text, as a ``PreTrainedTokenizerFast`` with ChatML."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab,
-        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
+    """Byte-level BPE trained on the corpus text (and the prompt and template), with ChatML."""
     texts = [t for t in ds.column("text") if t]
-    bpe.train_from_iterator([*texts, prompt, CHATML_TEMPLATE], trainer=trainer)
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        unk_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-    )
-    tok.chat_template = CHATML_TEMPLATE
-    return tok
+    return chatml_tokenizer([*texts, prompt, CHATML_TEMPLATE], vocab)
 
 
 class Packer:
