@@ -11,8 +11,10 @@ One command::
 3. calibrates corpusalign's gates on the calibration part only, as ``corpusalign calibrate`` does
    (:func:`corpusalign.verify.calibrate.calibrate`, synthetic mode: it corrupts the good pairs with
    :func:`corpusalign.verify.corrupt.make_noisy_set` itself), with the default embedder and
-   calibrate's default thresholds (F1-optimal, then raised towards at most 2% kept per corruption
-   type on calibration data; ``--max-kept none`` for the F1-optimal thresholds alone);
+   calibrate's default thresholds (F1-optimal, then raised until the 95% upper bound of each
+   corruption type's kept rate on calibration data is at most 3%, within 5 points of recall;
+   ``--max-kept none`` for the F1-optimal thresholds alone, ``--max-kept 0.02 --kept-confidence none
+   --max-recall-loss 0.03`` for the rule before);
 4. makes the held-out noisy set with ``make_noisy_set`` (another seed; short Tatoeba sentences and
    UI-string templates included; Swahili, which only UDHR has, in several corruption rounds, each its
    own margin pool, as calibrate does for small languages), scores it like a build does (language ID
@@ -63,7 +65,7 @@ sys.path.insert(0, str(REPO))
 from opusfilter_baseline import FILTER_NAMES, opusfilter_keep  # noqa: E402
 
 from corpusalign.embed.base import Embedder, make_embedder  # noqa: E402
-from corpusalign.verify.calibrate import MAX_KEPT, MAX_RECALL_LOSS  # noqa: E402
+from corpusalign.verify.calibrate import KEPT_CONFIDENCE, MAX_KEPT, MAX_RECALL_LOSS  # noqa: E402
 from corpusalign.verify.corrupt import CORRUPTIONS, make_noisy_set  # noqa: E402
 
 RESULTS = HERE / "results" / "quality.json"
@@ -612,6 +614,12 @@ def main(argv: list[str] | None = None) -> int:
         default=MAX_RECALL_LOSS,
         help=f"most good-pair recall that target may cost in calibration (default {MAX_RECALL_LOSS})",
     )
+    ap.add_argument(
+        "--kept-confidence",
+        default=str(KEPT_CONFIDENCE),
+        help="confidence of the upper bound on each type's kept rate in calibration "
+        f"('none': the point estimate and the earlier fewest-types rule; default {KEPT_CONFIDENCE})",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument(
         "--diagnose",
@@ -653,7 +661,16 @@ def main(argv: list[str] | None = None) -> int:
     calib_pairs = good_pairs(calib_concepts)
     calib_pairs = calib_pairs.select([c for c in calib_pairs.columns if calib_pairs[c].null_count() < calib_pairs.height])
     max_kept = None if args.max_kept.strip().lower() in ("none", "off") else float(args.max_kept)
-    result = calibrate(calib_pairs, embedder, SRC, seed=args.seed, max_kept=max_kept, max_recall_loss=args.max_recall_loss)
+    kept_confidence = None if args.kept_confidence.strip().lower() in ("none", "off") else float(args.kept_confidence)
+    result = calibrate(
+        calib_pairs,
+        embedder,
+        SRC,
+        seed=args.seed,
+        max_kept=max_kept,
+        max_recall_loss=args.max_recall_loss,
+        kept_confidence=kept_confidence,
+    )
     for lang, how in sorted(result.metrics["thresholds"].items()):
         log.info(
             "threshold %s: %.3f (F1-optimal %.3f; out-of-fold recall %.3f -> %.3f; kinds over %s: %s)",
@@ -723,6 +740,7 @@ def main(argv: list[str] | None = None) -> int:
                 "n_heldout",
                 "max_kept",
                 "max_recall_loss",
+                "kept_confidence",
                 "thresholds",
                 "overall",
                 "per_language",

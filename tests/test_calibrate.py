@@ -175,15 +175,17 @@ def test_threshold_for_f1_alone_keeps_a_tenth_of_one_kind() -> None:
 
 
 def test_threshold_rises_to_the_kept_target_within_the_recall_budget() -> None:
+    """The earlier rule (point estimate, fewest kinds over 2%), still reachable with ``kept_confidence=None``."""
     from corpusalign.verify.calibrate import _pick_threshold
 
     p, y, hard, kinds = _threshold_case()
     first, _ = _pick_threshold(p, y, hard, None, kinds, max_kept=None)
-    # keeping "b" under 2% costs about 6.5 points of recall: more than the default budget of 3
-    t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=0.02)
+    # keeping "b" under 2% costs about 6.5 points of recall: more than a budget of 3
+    t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=0.02, max_recall_loss=0.03, kept_confidence=None)
     assert t == first and info["kinds_over_target"] == ["b"] and info["kinds_checked"] == ["a", "b"]
+    assert info["kinds_kept"] == {"a": [0, 200], "b": [4, 40]}
     # within a budget of 10 points it is paid, at the lowest threshold that meets the target
-    t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=0.02, max_recall_loss=0.10)
+    t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=0.02, max_recall_loss=0.10, kept_confidence=None)
     assert 0.25 < t < 0.3 and info["kinds_over_target"] == []
     assert info["recall_first"] - 0.10 <= info["recall"] < info["recall_first"]
     assert not ((p >= t) & (kinds == "b")).any()
@@ -194,15 +196,76 @@ def test_threshold_target_ignores_kinds_too_small_to_measure() -> None:
 
     p, y, hard, kinds = _threshold_case()
     keep = np.concatenate([np.arange(400), np.arange(440 - (MIN_KIND_PAIRS - 1), 440)])  # "b": 19 pairs, 4 at 0.25
-    t, info = _pick_threshold(p[keep], y[keep], hard[keep], None, kinds[keep], max_kept=0.02, max_recall_loss=0.10)
+    t, info = _pick_threshold(
+        p[keep], y[keep], hard[keep], None, kinds[keep], max_kept=0.02, max_recall_loss=0.10, kept_confidence=None
+    )
     assert info["kinds_checked"] == ["a"] and t == pytest.approx(info["first"], abs=1e-4)
 
 
+def test_wilson_upper_bound() -> None:
+    from corpusalign.verify.calibrate import wilson_upper
+
+    assert wilson_upper(0, 130) == pytest.approx(0.0204, abs=1e-4)  # z^2 / (n + z^2), z = 1.645
+    assert wilson_upper(1, 130) == pytest.approx(0.0337, abs=1e-4)
+    assert wilson_upper(20, 1000) == pytest.approx(0.0287, abs=1e-4)
+    assert wilson_upper(0, 0) == 1.0 and wilson_upper(10, 10) <= 1.0
+    # the same measured rate is a weaker promise on fewer pairs, and a higher confidence asks more
+    assert wilson_upper(1, 50) > wilson_upper(20, 1000) > 0.02
+    assert wilson_upper(1, 50, 0.99) > wilson_upper(1, 50, 0.95) > wilson_upper(1, 50, 0.5)
+
+
+def _thin_and_big_case() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """400 good pairs (p 0.22 to 1); fault kind "big": 20 of 1000 at p 0.35; "thin": 1 of 50 at p 0.25.
+
+    Both kinds are kept in 2% of their cases at the F1-optimal threshold (at most 0.22).
+    """
+    p = np.concatenate([np.linspace(0.22, 1.0, 400), np.full(980, 0.05), np.full(20, 0.35), np.full(49, 0.05), [0.25]])
+    y = np.arange(len(p)) < 400
+    kinds = np.array(["good"] * 400 + ["big"] * 1000 + ["thin"] * 50, dtype=object)
+    return p, y, np.zeros(len(p), dtype=bool), kinds
+
+
+def test_upper_bound_demands_more_margin_from_a_thin_kind() -> None:
+    from corpusalign.verify.calibrate import _pick_threshold
+
+    p, y, hard, kinds = _thin_and_big_case()
+    first, _ = _pick_threshold(p, y, hard, None, kinds, max_kept=None)
+    assert first <= 0.22
+    # point estimate: 2% is under 3% for both kinds, nothing to do
+    t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=0.03, kept_confidence=None)
+    assert t == first and info["kinds_over_target"] == []
+    # upper bound: 20 of 1000 proves < 3% (bound 2.9%), 1 of 50 does not (8.5%): the thin kind's pair goes
+    t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=0.03, max_recall_loss=0.05)
+    assert 0.25 < t < 0.35
+    assert info["kinds_kept"] == {"big": [20, 1000], "thin": [0, 50]}
+    # 0 of 50 still cannot prove 3% (bound 5.1%), but nothing more is to be gained: no further rise
+    assert info["kinds_over_target"] == ["thin"]
+    assert info["recall"] >= info["recall_first"] - 0.05
+
+
+def test_upper_bound_rule_credits_a_kind_it_cannot_bring_under() -> None:
+    """The fewest-kinds rule gives nothing for a kind that stays over; the bound rule counts each pair it drops."""
+    from corpusalign.verify.calibrate import _pick_threshold
+
+    p, y, hard, kinds = _threshold_case()
+    p = p.copy()
+    p[-6:-4] = 0.9  # "b": 2 of 40 at 0.9 (no threshold in budget drops them), 4 at 0.25, the rest at 0.05
+    first, _ = _pick_threshold(p, y, hard, None, kinds, max_kept=None)
+    t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=0.03, max_recall_loss=0.10, kept_confidence=None)
+    assert t == first and info["kinds_kept"]["b"] == [6, 40]  # 15% -> 5%: still over, so not worth anything
+    t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=0.03, max_recall_loss=0.10)
+    assert 0.25 < t < 0.3 and info["kinds_kept"]["b"] == [2, 40] and info["kinds_over_target"] == ["b"]
+    # within a budget too small to reach 0.25 it stays where it was
+    t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=0.03, max_recall_loss=0.03)
+    assert t == first and info["kinds_kept"]["b"] == [6, 40]
+
+
 def test_calibrate_reports_how_thresholds_were_chosen(pairs: pl.DataFrame, synthetic: CalibrationResult) -> None:
-    from corpusalign.verify.calibrate import MAX_KEPT, MAX_RECALL_LOSS
+    from corpusalign.verify.calibrate import KEPT_CONFIDENCE, MAX_KEPT, MAX_RECALL_LOSS
 
     how = synthetic.metrics["thresholds"]
     assert synthetic.metrics["max_kept"] == MAX_KEPT and synthetic.metrics["max_recall_loss"] == MAX_RECALL_LOSS
+    assert synthetic.metrics["kept_confidence"] == KEPT_CONFIDENCE
     assert set(how) == {"de", "ja", "*"}
     for lang, info in how.items():
         assert info["threshold"] >= info["first"]

