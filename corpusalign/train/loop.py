@@ -34,6 +34,7 @@ Under several processes the logged losses are rank 0's batches; tokens and rows 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -197,9 +198,8 @@ def batch_loss(model: Any, batch: dict[str, Any], cfg: TrainConfig, ref: Any = N
             rows, log_odds = obj.orpo_loss(mean[:b], mean[b:], -mean[:b], lam=cfg.orpo_lambda)
             if counted.any():
                 stats["log_odds_ratio"] = float(log_odds[counted].mean())
-        per_row = rows
         loss = rows[counted].mean() if counted.any() else rows.sum() * 0.0
-        per_row = torch.where(counted, per_row, torch.nan)
+        per_row = torch.where(counted, rows, torch.nan)
     if cfg.consistency != "none" and cfg.consistency_weight > 0:
         if cfg.consistency == "kl":
             term = obj.consistency_kl(logits[:b], labels[:b], batch["group"])
@@ -254,8 +254,6 @@ class ModelReference:
         self.model, self.adapter_off = model, adapter_off
 
     def __call__(self, batch: dict[str, Any]) -> tuple[Any, Any]:
-        import contextlib
-
         import torch
 
         from corpusalign.train.objectives import token_logps
@@ -386,7 +384,7 @@ def train(
                 batch = collate(examples.__getitems__(indices))
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
                 sync = micro == cfg.grad_accum - 1
-                ctx = acc.no_sync(model) if not sync and acc.num_processes > 1 else _null()
+                ctx = acc.no_sync(model) if not sync and acc.num_processes > 1 else contextlib.nullcontext()
                 with ctx, acc.autocast():
                     loss, per_row, stats = batch_loss(model, batch, cfg, ref)
                     acc.backward(loss / cfg.grad_accum)
@@ -581,11 +579,3 @@ def _lang_means(log_path: Path, since: int) -> dict[str, float]:
                 for lg, v in entry.get("loss_by_lang", {}).items():
                     sums[lg].append(v)
     return {lg: float(np.mean(v)) for lg, v in sums.items()}
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

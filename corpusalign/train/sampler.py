@@ -33,6 +33,7 @@ batches, all of the same size:
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Iterator, Sequence
 from typing import Literal
@@ -57,7 +58,7 @@ def _global_slots(units: np.ndarray, per_batch: int, num_replicas: int, drop_las
     return np.resize(units, size), batches  # np.resize repeats the array cyclically
 
 
-class _PoolSampler(Sampler[list[int]]):
+class _PoolSampler(Sampler[list[int]], abc.ABC):
     """Shared part: the row pool, per-epoch RNG and rank arithmetic."""
 
     def __init__(
@@ -142,12 +143,13 @@ class _PoolSampler(Sampler[list[int]]):
         return self._rows[self._concept_start[k] : self._concept_end[k]]
 
     @property
+    @abc.abstractmethod
     def rows_per_batch(self) -> int | None:
         """Rows in every batch, or None when it varies (aligned batches with ``missing='partial'``)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError
+        """Batches this rank yields per epoch."""
 
 
 class AlignedBatchSampler(_PoolSampler):
