@@ -94,12 +94,22 @@ def build(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved plan and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
     report: Annotated[bool, typer.Option(help="Write report.json and report.html beside the shards.")] = True,
+    executor: Annotated[
+        str, typer.Option(help="Where batches run: local (this process) or ray (Ray Data; extra 'ray'). Same output either way.")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray: connect to this cluster (auto, ray://head:10001) instead of starting one.")
+    ] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="Ray: CPUs of the local Ray instance started here. [default: all]")] = None,
+    model_workers: Annotated[int, typer.Option(help="Ray: actors per model stage (translation, embedding).")] = 1,
+    gpus_per_worker: Annotated[float, typer.Option(help="Ray: GPUs each model actor asks for (0: CPU).")] = 0.0,
 ) -> None:
     """Build a corpus: read -> translate -> normalise -> language-ID -> dedup -> verify -> select -> shards -> report.
 
-    Re-running an interrupted build with the same arguments resumes it.
+    Re-running an interrupted build with the same arguments resumes it (with either executor).
     """
     from corpusalign.config import ConfigError, load_config
+    from corpusalign.execute import ExecutorOptions
     from corpusalign.extras import MissingExtraError
     from corpusalign.runner import BuildError, Runner, make_plan
     from corpusalign.translate.base import TranslatorUnavailable
@@ -120,6 +130,17 @@ def build(
     except (ConfigError, OSError) as exc:
         err.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
+    try:
+        where = ExecutorOptions(
+            name=executor,
+            address=ray_address,
+            num_cpus=num_cpus,
+            model_workers=model_workers,
+            gpus_per_worker=gpus_per_worker,
+        )
+    except ValueError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
     inputs = list(input) if input else [sample_dir()]
     if not input and not quiet:
         err.print(
@@ -133,9 +154,10 @@ def build(
         raise typer.Exit(2) from None
     if dry_run:
         console.print(plan.describe(), highlight=False, markup=False)
+        console.print(f"  executor: {where.describe()}", highlight=False, markup=False)
         return
     try:
-        result = Runner(plan, overwrite=overwrite, keep_work=keep_work, progress=not quiet).run()
+        result = Runner(plan, overwrite=overwrite, keep_work=keep_work, progress=not quiet, executor=where).run()
     except BuildError as exc:
         err.print(f"[red]build failed:[/red] {exc}")
         raise typer.Exit(1) from None

@@ -1,4 +1,4 @@
-"""The local runner: carries input records through the steps into concept-keyed shards.
+"""The runner: carries input records through the steps into concept-keyed shards.
 
 Vocabulary: an **input** is a file (or dataset directory) of records; a **batch** is ``batch_size``
 consecutive input records, expanded to one row per concept and language; a **step** transforms a
@@ -6,16 +6,19 @@ batch (:mod:`corpusalign.steps.base`); a **shard** is an output Parquet file.
 
 A build runs in four stages, each resumable, all working files under ``OUTPUT/_work``:
 
-1. per batch: read -> translate -> normalise -> language-ID -> dedup signatures; quarantine the
-   records that cannot be read; stage the batch (``_work/stage1/part-N.parquet``, written last);
-2. once: find duplicates over all staged batches (``_work/duplicates.parquet``);
-3. per staged batch: attach duplicates -> select; rejected rows to ``rejected/``, kept rows to
-   hash-of-``concept_id`` buckets;
-4. per bucket: sort, cut into shards between concepts, write ``shards/``.
+1. per batch: (a) read, in this process, since record ordinals run across the inputs: input
+   records -> a batch (``_work/read/part-N.parquet``), the records that cannot be read
+   quarantined; (b) on the executor: translate -> normalise -> language-ID -> dedup signatures ->
+   verify, staged as ``_work/stage1/part-N.parquet`` (written last);
+2. once, in this process: find duplicates over all staged batches (``_work/duplicates.parquet``);
+3. per staged batch, on the executor: attach duplicates -> select; rejected rows to ``rejected/``,
+   kept rows to hash-of-``concept_id`` buckets;
+4. per bucket, on the executor: sort, cut into shards between concepts, write ``shards/``.
 
-Then ``stats.json`` and, last, ``manifest.json``. An interrupted build run again with the same
-inputs and configuration skips every finished unit and writes the same shards as an uninterrupted
-run. A lock file keeps two builds out of one output directory.
+Then ``stats.json`` and, last, ``manifest.json``. The executor (:mod:`corpusalign.execute`) is this
+process (``local``) or a Ray cluster (``ray``); the units and the files they write are the same.
+An interrupted build run again with the same inputs and configuration skips every finished unit and
+writes the same shards as an uninterrupted run. A lock file keeps two builds out of one output directory.
 
 Example::
 
@@ -32,10 +35,11 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,7 @@ import pyarrow as pa
 
 from corpusalign import __version__
 from corpusalign.config import BuildConfig
+from corpusalign.execute import Executor, ExecutorOptions, Stage, make_executor
 from corpusalign.progress import Progress
 from corpusalign.read.formats import RawItem, list_inputs, read_all
 from corpusalign.read.records import records_to_batch
@@ -84,6 +89,100 @@ class AttachDuplicatesStep(Step):
     def process(self, batch: pl.DataFrame, stats: StepStats) -> pl.DataFrame:
         with stats.timed(batch.height):
             return batch.join(self.duplicates, on="_seq", how="left", maintain_order="left")
+
+
+@dataclass
+class _Unit:
+    """A batch on its way through stage 1: its index, its rows and the statistics of its steps."""
+
+    index: int
+    batch: pl.DataFrame
+    stats: RunStats = field(default_factory=RunStats)
+
+
+def _load_read_part(work: Path, i: int) -> _Unit:
+    return _Unit(i, pl.read_parquet(work / "read" / f"part-{i:06d}.parquet"))
+
+
+def _run_steps(steps: tuple[Step, ...], unit: _Unit) -> _Unit:
+    for step in steps:
+        unit.batch = step.process(unit.batch, unit.stats[step.name])
+    return unit
+
+
+def _set_up(steps: tuple[Step, ...]) -> Callable[[_Unit], _Unit]:
+    """A model stage's factory: load the models once per worker, then run the steps on each unit."""
+    for step in steps:
+        step.setup()
+    return partial(_run_steps, steps)
+
+
+def _write_staged(work: Path, unit: _Unit) -> tuple[int, int]:
+    """Stage a scored batch (its statistics first, the part last); returns (index, texts embedded)."""
+    write_json({"stats": unit.stats.to_dict()}, work / "stats" / f"stage1-{unit.index:06d}.json")
+    staged = unit.batch.to_arrow()
+    write_parquet(staged, work / "stage1" / f"part-{unit.index:06d}.parquet", staged.schema)
+    verify = unit.stats.steps.get("verify")
+    return unit.index, (verify.counters.get("texts_embedded", 0) if verify else 0)
+
+
+@dataclass(frozen=True)
+class _SelectJob:
+    """Stage 3 for one staged batch: attach its duplicates, select, write rejected rows and bucket files."""
+
+    out: Path
+    cfg: BuildConfig
+    n_buckets: int
+    steps: tuple[Step, ...]
+
+    def __call__(self, i: int) -> RunStats:
+        work = self.out / WORK
+        run = RunStats()
+        batch = pl.read_parquet(work / "stage1" / f"part-{i:06d}.parquet")
+        duplicates = pl.DataFrame(schema=DUPLICATES_SCHEMA)
+        if batch.height:  # duplicates.parquet is sorted by _seq, so this reads only the row groups of this batch
+            lo, hi = batch["_seq"].min(), batch["_seq"].max()
+            duplicates = pl.scan_parquet(work / "duplicates.parquet").filter(pl.col("_seq").is_between(lo, hi)).collect()
+        for step in (AttachDuplicatesStep(duplicates), *self.steps):
+            batch = step.process(batch, run[step.name])
+        rejected = batch.filter(pl.col("drop_reason").is_not_null())
+        kept = batch.filter(pl.col("drop_reason").is_null())
+        rpath = self.out / REJECTED_DIR / f"part-{i:06d}.parquet"
+        if rejected.height:
+            write_parquet(rejected.to_arrow(), rpath, REJECTED_SCHEMA)
+        else:
+            rpath.unlink(missing_ok=True)
+        kept = kept.with_columns(bucket_of(kept["concept_id"], self.n_buckets))
+        for (b,), part in kept.group_by("_bucket"):
+            write_parquet(part.drop("_bucket").to_arrow(), work / "buckets" / f"b{b:05d}" / f"part-{i:06d}.parquet", SHARD_SCHEMA)
+        write_json(run.to_dict(), work / "stats" / f"stage3-{i:06d}.json")
+        return run
+
+
+@dataclass(frozen=True)
+class _ShardJob:
+    """Stage 4 for one bucket: sort it, cut it into shards between concepts, write them."""
+
+    out: Path
+    cfg: BuildConfig
+
+    def __call__(self, b: int) -> tuple[int, list[str], RunStats]:
+        work = self.out / WORK
+        run = RunStats()
+        bdir = work / "buckets" / f"b{b:05d}"
+        files = sorted(bdir.glob("part-*.parquet")) if bdir.exists() else []
+        written: list[str] = []
+        if files:
+            rows = pl.read_parquet(files)
+            stats = run["write_shards"]
+            with stats.timed(rows.height):
+                for k, piece in enumerate(split_bucket(rows, self.cfg.shards)):
+                    rel = shard_name(b, k)
+                    write_parquet(piece.to_arrow(), self.out / rel, SHARD_SCHEMA)
+                    written.append(rel)
+            stats.count("bytes_written", sum((self.out / rel).stat().st_size for rel in written))
+        write_json({"shards": written, "stats": run.to_dict()}, work / "shards" / f"b{b:05d}.json")
+        return b, written, run
 
 
 @dataclass
@@ -202,15 +301,28 @@ def build(
     overwrite: bool = False,
     keep_work: bool = False,
     progress: bool = True,
+    executor: ExecutorOptions | None = None,
 ) -> BuildResult:
-    """Run a whole build (or finish an interrupted one) and return its manifest."""
+    """Run a whole build (or finish an interrupted one) and return its manifest.
+
+    ``executor`` says where the per-batch and per-bucket work runs (default: this process).
+    """
     plan = make_plan(cfg, inputs, output)
-    return Runner(plan, overwrite=overwrite, keep_work=keep_work, progress=progress).run()
+    return Runner(plan, overwrite=overwrite, keep_work=keep_work, progress=progress, executor=executor).run()
 
 
 class Runner:
-    def __init__(self, plan: Plan, *, overwrite: bool = False, keep_work: bool = False, progress: bool = True) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        overwrite: bool = False,
+        keep_work: bool = False,
+        progress: bool = True,
+        executor: ExecutorOptions | None = None,
+    ) -> None:
         self.plan = plan
+        self.executor_options = executor or ExecutorOptions()
         self.cfg = plan.cfg
         self.out = plan.output
         self.work = self.out / WORK
@@ -231,15 +343,16 @@ class Runner:
                 self.progress.note(f"{self.out} is up to date: same inputs and configuration as its manifest")
                 return BuildResult(self.out, done, time.perf_counter() - start, resumed=False, up_to_date=True)
             resumed = self._prepare()
-            try:
-                n_batches, n_items = self._stage1()
-            finally:  # translators hold models, connections or thread pools; stage 1 is their only user
-                for step in self.plan.batch_steps:
-                    if isinstance(step, TranslateStep):
-                        step.translator.close()
-            duplicates = self._stage2()
-            n_buckets = self._stage3(n_batches, duplicates)
-            shards = self._stage4(n_buckets)
+            with make_executor(self.executor_options) as executor:
+                try:
+                    n_batches, n_items = self._stage1(executor)
+                finally:  # translators hold models, connections or thread pools; stage 1 is their only user
+                    for step in self.plan.batch_steps:
+                        if isinstance(step, TranslateStep):
+                            step.translator.close()
+                self._stage2()
+                n_buckets = self._stage3(executor, n_batches)
+                shards = self._stage4(executor, n_buckets)
             manifest = self._finish(n_batches, n_items, shards, time.perf_counter() - start)
         return BuildResult(self.out, manifest, time.perf_counter() - start, resumed)
 
@@ -301,59 +414,88 @@ class Runner:
         return False
 
     # ---------------------------------------------------------------- stage 1: read and score batches
-    def _stage1(self) -> tuple[int, int]:
-        stage_dir = self.work / "stage1"
+    def _stage1(self, executor: Executor) -> tuple[int, int]:
         done_path = self.work / "stage1.done.json"
         if done_path.exists():
             done = json.loads(done_path.read_text())
             self._load_batch_stats(done["batches"])
             return done["batches"], done["items"]
-        items = read_all(self.plan.inputs, self.cfg.id_field)
-        set_up = False
-        n_batches = n_items = 0
+        n_batches, n_items = self._read()
+        stage_dir = self.work / "stage1"
+        todo = [i for i in range(n_batches) if not (stage_dir / f"part-{i:06d}.parquet").exists()]
         verify = next((s for s in self.plan.batch_steps if isinstance(s, VerifyStep)), None)
         with (
-            self.progress.task("read, translate, normalise, language-ID, verify", unit="records") as bar,
+            self.progress.task("translate, normalise, language-ID, verify", unit="batches", total=n_batches) as bar,
             self.progress.task("  embed texts", unit="texts") as embed_bar,
         ):
-            if verify is not None:
+            bar.advance(n_batches - len(todo))
+            if verify is not None and executor.in_process:
                 verify.on_progress = embed_bar.advance
+            for _, embedded in executor.map(self._score_stages(executor), todo):
+                if not executor.in_process:
+                    embed_bar.advance(embedded)
+                bar.advance(1)
+        write_json({"batches": n_batches, "items": n_items}, done_path)
+        shutil.rmtree(self.work / "read", ignore_errors=True)
+        self._load_batch_stats(n_batches)
+        return n_batches, n_items
+
+    def _read(self) -> tuple[int, int]:
+        """Stage 1a: input records -> ``_work/read/part-N.parquet`` (and quarantine), in input order."""
+        done_path = self.work / "read.done.json"
+        if done_path.exists():
+            done = json.loads(done_path.read_text())
+            return done["batches"], done["items"]
+        items = read_all(self.plan.inputs, self.cfg.id_field)
+        n_batches = n_items = 0
+        with self.progress.task("read", unit="records") as bar:
             for i, chunk in enumerate(_batches(items, self.cfg.batch_size)):
                 n_batches, n_items = i + 1, n_items + len(chunk)
-                part = stage_dir / f"part-{i:06d}.parquet"
-                if part.exists():
+                part = self.work / "read" / f"part-{i:06d}.parquet"
+                if part.exists() or (self.work / "stage1" / f"part-{i:06d}.parquet").exists():
                     bar.advance(len(chunk))
                     continue
-                if not set_up:
-                    for step in self.plan.batch_steps:
-                        step.setup()
-                    set_up = True
                 run = RunStats()
                 read_stats = run["read"]
                 with read_stats.timed(len(chunk)):
                     batch, quarantined, n = records_to_batch(chunk, self.cfg, seq_start=i * self.cfg.batch_size)
                 read_stats.count("records", n)
                 read_stats.count("quarantined", len(quarantined))
-                for step in self.plan.batch_steps:
-                    batch = step.process(batch, run[step.name])
                 qpath = self.out / QUARANTINE_DIR / f"part-{i:06d}.parquet"
                 if quarantined:
                     write_parquet(pa.Table.from_pylist(quarantined, schema=QUARANTINE_SCHEMA), qpath, QUARANTINE_SCHEMA)
                 else:
                     qpath.unlink(missing_ok=True)
-                write_json({"items": len(chunk), "stats": run.to_dict()}, self.work / "stats" / f"stage1-{i:06d}.json")
-                staged = batch.to_arrow()
-                write_parquet(staged, part, staged.schema)
+                write_json({"items": len(chunk), "stats": run.to_dict()}, self.work / "stats" / f"read-{i:06d}.json")
+                table = batch.to_arrow()
+                write_parquet(table, part, table.schema)
                 bar.advance(len(chunk))
         write_json({"batches": n_batches, "items": n_items}, done_path)
-        self._load_batch_stats(n_batches)
         return n_batches, n_items
+
+    def _score_stages(self, executor: Executor) -> list[Stage]:
+        """Stage 1b as a chain: load the read batch, the steps (each model step its own stage), stage it."""
+        stages = [Stage("load", fn=partial(_load_read_part, self.work))]
+        cpu: list[Step] = []
+        for step in self.plan.batch_steps:
+            if not step.holds_model:
+                cpu.append(step)
+                continue
+            if cpu:
+                stages.append(Stage("+".join(s.name for s in cpu), fn=partial(_run_steps, tuple(cpu))))
+                cpu = []
+            gpus = self.executor_options.gpus_per_worker if step.wants_gpu else 0.0
+            stages.append(Stage(step.name, factory=partial(_set_up, (step,)), gpus=gpus))
+        if cpu:
+            stages.append(Stage("+".join(s.name for s in cpu), fn=partial(_run_steps, tuple(cpu))))
+        stages.append(Stage("stage", fn=partial(_write_staged, self.work)))
+        return stages
 
     def _load_batch_stats(self, n_batches: int) -> None:
         for i in range(n_batches):
-            d = json.loads((self.work / "stats" / f"stage1-{i:06d}.json").read_text())
-            self.stats = self.stats.merge(RunStats.from_dict(d["stats"]))
-
+            for name in (f"read-{i:06d}.json", f"stage1-{i:06d}.json"):
+                d = json.loads((self.work / "stats" / name).read_text())
+                self.stats = self.stats.merge(RunStats.from_dict(d["stats"]))
     def _staged(self) -> pl.LazyFrame:
         return pl.scan_parquet(self.work / "stage1" / "part-*.parquet")
 
@@ -378,7 +520,7 @@ class Runner:
         return dups
 
     # ---------------------------------------------------------------- stage 3: select and bucket
-    def _stage3(self, n_batches: int, duplicates: pl.DataFrame) -> int:
+    def _stage3(self, executor: Executor, n_batches: int) -> int:
         buckets_path = self.work / "buckets.json"
         if buckets_path.exists():
             n_buckets = json.loads(buckets_path.read_text())["buckets"]
@@ -386,62 +528,41 @@ class Runner:
             staged_rows = sum(s.rows for name, s in self.stats.steps.items() if name == "normalise")
             n_buckets = bucket_count(staged_rows, self.cfg.shards)
             write_json({"buckets": n_buckets}, buckets_path)
-        steps = [AttachDuplicatesStep(duplicates), *self.plan.select_steps[1:]]
+        job = _SelectJob(self.out, self.cfg, n_buckets, tuple(self.plan.select_steps[1:]))
+        todo: list[int] = []
         with self.progress.task("select and bucket", unit="batches", total=n_batches) as bar:
             for i in range(n_batches):
                 marker = self.work / "stats" / f"stage3-{i:06d}.json"
                 if marker.exists():
                     self.stats = self.stats.merge(RunStats.from_dict(json.loads(marker.read_text())))
                     bar.advance(1)
-                    continue
-                run = RunStats()
-                batch = pl.read_parquet(self.work / "stage1" / f"part-{i:06d}.parquet")
-                for step in steps:
-                    batch = step.process(batch, run[step.name])
-                rejected = batch.filter(pl.col("drop_reason").is_not_null())
-                kept = batch.filter(pl.col("drop_reason").is_null())
-                rpath = self.out / REJECTED_DIR / f"part-{i:06d}.parquet"
-                if rejected.height:
-                    write_parquet(rejected.to_arrow(), rpath, REJECTED_SCHEMA)
                 else:
-                    rpath.unlink(missing_ok=True)
-                kept = kept.with_columns(bucket_of(kept["concept_id"], n_buckets))
-                for (b,), part in kept.group_by("_bucket"):
-                    write_parquet(
-                        part.drop("_bucket").to_arrow(),
-                        self.work / "buckets" / f"b{b:05d}" / f"part-{i:06d}.parquet",
-                        SHARD_SCHEMA,
-                    )
-                write_json(run.to_dict(), marker)
+                    todo.append(i)
+            for run in executor.map([Stage("select", fn=job)], todo):
                 self.stats = self.stats.merge(run)
                 bar.advance(1)
         return n_buckets
 
     # ---------------------------------------------------------------- stage 4: shards
-    def _stage4(self, n_buckets: int) -> list[str]:
-        shards: list[str] = []
-        write_stats = self.stats["write_shards"]
+    def _stage4(self, executor: Executor, n_buckets: int) -> list[str]:
+        by_bucket: dict[int, list[str]] = {}
+        job = _ShardJob(self.out, self.cfg)
+        todo: list[int] = []
         with self.progress.task("write shards", unit="buckets", total=n_buckets) as bar:
             for b in range(n_buckets):
                 marker = self.work / "shards" / f"b{b:05d}.json"
                 if marker.exists():
-                    shards.extend(json.loads(marker.read_text())["shards"])
+                    done = json.loads(marker.read_text())
+                    by_bucket[b] = done["shards"]
+                    self.stats = self.stats.merge(RunStats.from_dict(done.get("stats", {})))
                     bar.advance(1)
-                    continue
-                bdir = self.work / "buckets" / f"b{b:05d}"
-                files = sorted(bdir.glob("part-*.parquet")) if bdir.exists() else []
-                written: list[str] = []
-                if files:
-                    rows = pl.read_parquet(files)
-                    with write_stats.timed(rows.height):
-                        for k, piece in enumerate(split_bucket(rows, self.cfg.shards)):
-                            rel = shard_name(b, k)
-                            write_parquet(piece.to_arrow(), self.out / rel, SHARD_SCHEMA)
-                            written.append(rel)
-                write_json({"shards": written}, marker)
-                shards.extend(written)
+                else:
+                    todo.append(b)
+            for b, written, run in executor.map([Stage("write_shards", fn=job)], todo):
+                by_bucket[b] = written
+                self.stats = self.stats.merge(run)
                 bar.advance(1)
-        return shards
+        return [rel for b in range(n_buckets) for rel in by_bucket[b]]
 
     # ---------------------------------------------------------------- manifest
     def _finish(self, n_batches: int, n_items: int, shards: list[str], seconds: float) -> dict[str, Any]:

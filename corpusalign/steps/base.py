@@ -5,7 +5,7 @@ It declares the columns it ``reads`` and the columns it ``adds``; :func:`check_w
 whole chain before any model is loaded or any row is read. Steps score and annotate; only the select
 step drops rows.
 
-A step may hold a model: :meth:`Step.setup` loads it once, before the first batch. Statistics go to
+A step may hold a model (``holds_model``): :meth:`Step.setup` loads it once per worker, before its first batch. Statistics go to
 the :class:`~corpusalign.stats.StepStats` the runner hands to :meth:`Step.process`.
 """
 
@@ -46,6 +46,11 @@ class Step(ABC):
     name: str = "step"
     reads: tuple[str, ...] = ()
     adds: tuple[str, ...] = ()
+    #: Holds a model (or other state worth loading once per worker): an executor runs it in a
+    #: long-lived worker (a Ray actor) instead of a task that would load it for every batch.
+    holds_model: bool = False
+    #: Its model runs faster on a GPU: on Ray, its workers ask for ``--gpus-per-worker`` GPUs.
+    wants_gpu: bool = False
 
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Load models or other heavy state. Called once, after the wiring check."""

@@ -49,6 +49,8 @@ def gate_for(gates: dict[str, LanguageGate], lang: str) -> LanguageGate:
 
 class VerifyStep(Step):
     name = "verify"
+    holds_model = True
+    wants_gpu = True
 
     def __init__(self, embedder: Embedder, cfg: BuildConfig) -> None:
         self.embedder = embedder

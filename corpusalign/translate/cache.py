@@ -43,6 +43,16 @@ class TranslationCache:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._connect()
+
+    def __getstate__(self) -> dict[str, Any]:  # a cache sent to another process (a Ray worker) reopens the file there
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = state["path"]
+        self._connect()
+
+    def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
