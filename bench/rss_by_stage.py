@@ -4,7 +4,7 @@ The stage is read off the build's working files (``_work/stage1.done.json``, ``b
 ``shards/``, then ``manifest.json``), so a stage's peak includes memory the allocator kept from the
 stages before it. Linux only. Used to find which stage drives the peak in docs/benchmarks.md::
 
-    python bench/rss_by_stage.py bench/_work/corpus-1000000-s0.jsonl bench/_work/rss-1M
+    python bench/rss_by_stage.py bench/_work/corpus-1000000-s0.jsonl bench/_work/rss-1M [BUILD OPTIONS]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def main() -> None:
         str(out),
         "--quiet",
         "--overwrite",
+        *sys.argv[3:],  # more build options, e.g. --keep-work
     ]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd)

@@ -510,7 +510,7 @@ class Runner:
             staged_files = list((self.work / "stage1").glob("part-*.parquet"))
             if staged_files:
                 sources = self._staged().filter(pl.col("lang") == self.cfg.src)
-                dups = find_duplicates(sources, self.cfg, self.stats["dedup"])
+                dups = find_duplicates(sources, self.cfg, self.stats["dedup"], scratch=self.work)
             else:
                 dups = pl.DataFrame(schema=DUPLICATES_SCHEMA)
             bar.advance(1)
@@ -589,16 +589,22 @@ class Runner:
         ]
         provenance: dict[str, dict[str, int]] = {}
         if shards:
-            made_by = pl.read_parquet([self.out / rel for rel in shards], columns=["lang", "origin", "translator"])
-            made_by = made_by.with_columns(pl.format("{}:{}", "origin", pl.col("translator").fill_null("-")).alias("by"))
-            for lang, by, n in made_by.group_by("lang", "by").len().sort("lang", "by").iter_rows():
+            made_by = (
+                pl.scan_parquet([self.out / rel for rel in shards])
+                .select("lang", pl.format("{}:{}", "origin", pl.col("translator").fill_null("-")).alias("by"))
+                .group_by("lang", "by")
+                .len()
+                .collect(engine="streaming")
+            )
+            for lang, by, n in made_by.sort("lang", "by").iter_rows():
                 provenance.setdefault(lang, {})[by] = n
         drop_reasons: dict[str, dict[str, int]] = {}
         if rejected:
             counts = (
-                pl.read_parquet([self.out / e["path"] for e in rejected], columns=["drop_reason", "lang"])
+                pl.scan_parquet([self.out / e["path"] for e in rejected])
                 .group_by("drop_reason", "lang")
                 .len()
+                .collect(engine="streaming")
             )
             for reason, lang, n in counts.sort("drop_reason", "lang").iter_rows():
                 drop_reasons.setdefault(reason, {})[lang] = n

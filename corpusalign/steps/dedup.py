@@ -20,15 +20,20 @@ Nothing is dropped here; the select step rejects rows whose concept has ``dup_of
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import xxhash
 
 from corpusalign.config import BuildConfig, DedupConfig
 from corpusalign.stats import StepStats
 from corpusalign.steps.base import Step
+
+_CHUNK = 65_536  # rows per chunk when streaming candidates and pairs
 
 #: Result schema of :func:`find_duplicates`.
 DUPLICATES_SCHEMA = {"_seq": pl.UInt64, "dup_of": pl.String, "dup_kind": pl.String}
@@ -131,88 +136,148 @@ class _UnionFind:
             self.parent[hi] = lo
 
 
-def find_duplicates(sources: pl.LazyFrame, cfg: BuildConfig, stats: StepStats | None = None) -> pl.DataFrame:
+def find_duplicates(
+    sources: pl.LazyFrame, cfg: BuildConfig, stats: StepStats | None = None, scratch: Path | None = None
+) -> pl.DataFrame:
     """Duplicates among source rows (``_seq``, ``concept_id``, ``dedup_key``, ``lsh_bands``, fields).
 
     Returns one row per duplicate concept: ``_seq``, ``dup_of`` (the ``concept_id`` it duplicates)
     and ``dup_kind``: ``duplicate_id`` (same id, different text), ``duplicate`` (same text) or
     ``near_duplicate`` (Jaccard similarity of n-grams >= threshold).
+
+    Every query runs on Polars' streaming engine and keeps only groups of two or more rows, so
+    memory holds the hash tables of one grouping and the duplicates, never the corpus.
     """
     stats = stats or StepStats()
     d = cfg.dedup
-    base = sources.select("_seq", "concept_id", "dedup_key").collect()
-    with stats.timed(base.height):
+    base = sources.select("_seq", "concept_id", "dedup_key")
+    with stats.timed(0):
+        stats.rows += sources.select(pl.len()).collect(engine="streaming").item()
         found: list[pl.DataFrame] = []
         # 1. One concept id used by several records: the first keeps it.
-        first_by_id = base.group_by("concept_id").agg(pl.col("_seq").min().alias("_rep"))
-        by_id = base.join(first_by_id, on="concept_id").filter(pl.col("_seq") != pl.col("_rep"))
-        rep_key = base.select(pl.col("_seq").alias("_rep"), pl.col("dedup_key").alias("_rep_key"))
-        by_id = by_id.join(rep_key, on="_rep").select(
-            "_seq",
-            pl.col("concept_id").alias("dup_of"),
-            pl.when(pl.col("dedup_key") == pl.col("_rep_key"))
-            .then(pl.lit("duplicate"))
-            .otherwise(pl.lit("duplicate_id"))
-            .alias("dup_kind"),
+        ids = _groups_of_two_or_more(base, "concept_id")
+        reps = _rows_of(base, ids["_rep"]).select(pl.col("_seq").alias("_rep"), pl.col("dedup_key").alias("_rep_key"))
+        by_id = (
+            base.join(ids.lazy(), on="concept_id")
+            .filter(pl.col("_seq") != pl.col("_rep"))
+            .collect(engine="streaming")
+            .join(reps, on="_rep")
+            .select(
+                "_seq",
+                pl.col("concept_id").alias("dup_of"),
+                pl.when(pl.col("dedup_key") == pl.col("_rep_key"))
+                .then(pl.lit("duplicate"))
+                .otherwise(pl.lit("duplicate_id"))
+                .alias("dup_kind"),
+            )
         )
         found.append(by_id)
-        remaining = base.join(by_id.select("_seq"), on="_seq", how="anti")
         # 2. Exact duplicates of the normalised, casefolded text.
         if d.exact:
-            keyed = remaining.filter(pl.col("dedup_key").is_not_null())
-            first_by_key = keyed.group_by("dedup_key").agg(pl.col("_seq").min().alias("_rep"))
-            exact = keyed.join(first_by_key, on="dedup_key").filter(pl.col("_seq") != pl.col("_rep"))
-            exact = exact.join(
-                remaining.select(pl.col("_seq").alias("_rep"), pl.col("concept_id").alias("dup_of")), on="_rep"
-            ).select("_seq", "dup_of", pl.lit("duplicate").alias("dup_kind"))
+            keyed = base.filter(pl.col("dedup_key").is_not_null()).join(by_id.lazy().select("_seq"), on="_seq", how="anti")
+            keys = _groups_of_two_or_more(keyed, "dedup_key")
+            reps = _rows_of(base, keys["_rep"]).select(pl.col("_seq").alias("_rep"), pl.col("concept_id").alias("dup_of"))
+            exact = (
+                keyed.join(keys.lazy(), on="dedup_key")
+                .filter(pl.col("_seq") != pl.col("_rep"))
+                .collect(engine="streaming")
+                .join(reps, on="_rep")
+                .select("_seq", "dup_of", pl.lit("duplicate").alias("dup_kind"))
+            )
             found.append(exact)
-            remaining = remaining.join(exact.select("_seq"), on="_seq", how="anti")
         # 3. Near duplicates: candidate pairs from LSH bands, confirmed by exact Jaccard.
-        if d.near and remaining.height > 1:
-            near = _near_duplicates(sources, remaining, cfg, stats)
-            found.append(near)
-        dups = pl.concat([f.cast(DUPLICATES_SCHEMA) for f in found]) if found else pl.DataFrame(schema=DUPLICATES_SCHEMA)
+        if d.near:
+            done = pl.concat([f.select("_seq") for f in found])
+            found.append(_near_duplicates(sources, done, cfg, stats, scratch))
+        dups = pl.concat([f.cast(DUPLICATES_SCHEMA) for f in found])
         for kind, n in dups.group_by("dup_kind").len().iter_rows():
             stats.count(kind, n)
     return dups.sort("_seq")
 
 
-def _near_duplicates(sources: pl.LazyFrame, remaining: pl.DataFrame, cfg: BuildConfig, stats: StepStats) -> pl.DataFrame:
-    d = cfg.dedup
-    keep = remaining.select("_seq").lazy()
-    pairs: set[tuple[int, int]] = set()
-    for b in range(d.bands):
-        groups = (
-            sources.join(keep, on="_seq", how="semi")
-            .select("_seq", pl.col("lsh_bands").list.get(b, null_on_oob=True).alias("k"))
-            .filter(pl.col("k").is_not_null())
-            .group_by("k")
-            .agg(pl.col("_seq").min().alias("rep"), pl.col("_seq").alias("members"), pl.len().alias("n"))
-            .filter(pl.col("n") > 1)
-            .collect()
-        )
-        for rep, members in groups.select("rep", "members").iter_rows():
-            pairs.update((rep, m) for m in members if m != rep)
-    stats.count("near_candidate_pairs", len(pairs))
-    if not pairs:
-        return pl.DataFrame(schema=DUPLICATES_SCHEMA)
-    involved = pl.DataFrame({"_seq": sorted({s for p in pairs for s in p})}, schema={"_seq": pl.UInt64})
-    texts = (
-        sources.join(involved.lazy(), on="_seq", how="semi")
-        .select("_seq", "concept_id", dedup_text_expr(cfg.fields).alias("t"))
-        .collect()
+def _groups_of_two_or_more(rows: pl.LazyFrame, key: str) -> pl.DataFrame:
+    """``key`` and ``_rep`` (the smallest ``_seq``) of every value of ``key`` shared by two rows or more."""
+    return (
+        rows.group_by(key)
+        .agg(pl.col("_seq").min().alias("_rep"), pl.len().alias("_n"))
+        .filter(pl.col("_n") > 1)
+        .select(key, "_rep")
+        .collect(engine="streaming")
     )
-    text_of = dict(zip(texts["_seq"].to_list(), texts["t"].to_list(), strict=True))
-    id_of = dict(zip(texts["_seq"].to_list(), texts["concept_id"].to_list(), strict=True))
+
+
+def _rows_of(rows: pl.LazyFrame, seqs: pl.Series) -> pl.DataFrame:
+    return rows.join(pl.DataFrame({"_seq": seqs}).lazy(), on="_seq", how="semi").collect(engine="streaming")
+
+
+def _near_duplicates(
+    sources: pl.LazyFrame, done: pl.DataFrame, cfg: BuildConfig, stats: StepStats, scratch: Path | None = None
+) -> pl.DataFrame:
+    """Near duplicates among the source rows not in ``done`` (those already found as duplicates).
+
+    One streaming pass first writes a narrow file of the candidates (``_seq``, ``concept_id``, the
+    dedup text and one UInt64 column per band; in ``scratch`` or a temporary folder): each band's
+    pass then reads 16 bytes per source row, and the texts of the candidate pairs are read from it
+    one row group at a time.
+    """
+    d = cfg.dedup
+    with tempfile.TemporaryDirectory(prefix="corpusalign-bands-", dir=scratch) as tmp:
+        narrow = Path(tmp) / "bands.parquet"
+        candidates = (
+            sources.join(done.lazy(), on="_seq", how="anti")
+            .filter(pl.col("lsh_bands").is_not_null())
+            .select(
+                "_seq",
+                "concept_id",
+                dedup_text_expr(cfg.fields).alias("t"),
+                *(pl.col("lsh_bands").list.get(b, null_on_oob=True).alias(f"b{b}") for b in range(d.bands)),
+            )
+        )
+        writer: pq.ParquetWriter | None = None
+        for chunk in candidates.collect_batches(chunk_size=_CHUNK):
+            table = chunk.to_arrow()
+            writer = writer or pq.ParquetWriter(narrow, table.schema)
+            writer.write_table(table, row_group_size=_CHUNK)
+        if writer is None:
+            return pl.DataFrame(schema=DUPLICATES_SCHEMA)
+        writer.close()
+        found: list[pl.DataFrame] = []
+        for b in range(d.bands):
+            keyed = pl.scan_parquet(narrow).select("_seq", pl.col(f"b{b}").alias("k")).filter(pl.col("k").is_not_null())
+            reps = _groups_of_two_or_more(keyed, "k")
+            found.append(
+                keyed.join(reps.lazy(), on="k")
+                .filter(pl.col("_seq") != pl.col("_rep"))
+                .select("_rep", "_seq")
+                .collect(engine="streaming")
+            )
+        pairs = pl.concat(found).unique().sort("_rep", "_seq")
+        stats.count("near_candidate_pairs", pairs.height)
+        if not pairs.height:
+            return pl.DataFrame(schema=DUPLICATES_SCHEMA)
+        involved = pl.concat([pairs["_rep"], pairs["_seq"]]).unique()
+        parts = [
+            pl.from_arrow(batch).filter(pl.col("_seq").is_in(involved))
+            for batch in pq.ParquetFile(narrow).iter_batches(batch_size=_CHUNK, columns=["_seq", "concept_id", "t"])
+        ]
+    texts = pl.concat(parts)  # type: ignore[arg-type]
     uf = _UnionFind()
     confirmed = 0
-    for a, b in sorted(pairs):
-        if jaccard(text_of[a], text_of[b], d.ngram) >= d.threshold:
-            uf.union(a, b)
-            confirmed += 1
+    for start in range(0, pairs.height, _CHUNK):  # the texts of a chunk of pairs as Python strings, not of all pairs
+        chunk = (
+            pairs.slice(start, _CHUNK)
+            .join(texts.select(pl.col("_seq").alias("_rep"), pl.col("t").alias("ta")), on="_rep", maintain_order="left")
+            .join(texts.select("_seq", pl.col("t").alias("tb")), on="_seq", maintain_order="left")
+        )
+        for a, b, ta, tb in chunk.select("_rep", "_seq", "ta", "tb").iter_rows():
+            if jaccard(ta, tb, d.ngram) >= d.threshold:
+                uf.union(a, b)
+                confirmed += 1
     stats.count("near_confirmed_pairs", confirmed)
-    rows = [(s, id_of[uf.find(s)]) for s in text_of if uf.find(s) != s]
-    return pl.DataFrame(
-        {"_seq": [r[0] for r in rows], "dup_of": [r[1] for r in rows], "dup_kind": ["near_duplicate"] * len(rows)},
-        schema=DUPLICATES_SCHEMA,
+    members = [s for s in uf.parent if uf.find(s) != s]
+    reps = pl.DataFrame({"_seq": members, "_rep": [uf.find(s) for s in members]}, schema={"_seq": pl.UInt64, "_rep": pl.UInt64})
+    return (
+        reps.join(texts.select(pl.col("_seq").alias("_rep"), pl.col("concept_id").alias("dup_of")), on="_rep")
+        .select("_seq", "dup_of", pl.lit("near_duplicate").alias("dup_kind"))
+        .cast(DUPLICATES_SCHEMA)
     )
