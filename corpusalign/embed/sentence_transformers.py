@@ -58,6 +58,8 @@ class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model; unit float32 vectors in input order."""
 
     name = "st"
+    #: rows kept on the device before they are copied to the host in one go (see :meth:`encode`)
+    FLUSH_ROWS = 65536
 
     def __init__(
         self,
@@ -189,16 +191,46 @@ class SentenceTransformerEmbedder(Embedder):
         return self._st_encode(texts, len(texts))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised float32 embeddings in input order (one pool call, or one call per planned batch)."""
+        """L2-normalised float32 embeddings in input order (one pool call, or one call per planned batch).
+
+        The planned batches' vectors stay on the device and come back to the host together (every
+        ``FLUSH_ROWS`` rows at most): no batch waits for the previous one's copy, so on a GPU the host
+        tokenises the next batch while the device still runs this one."""
         self.setup()
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._pool is not None:
             return l2_normalise(self._st_encode(texts, self.batch_size))
+        import torch
+
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        parts: list[Any] = []
+        rows: list[list[int]] = []
+        held = 0
+
+        def flush() -> None:
+            if parts:
+                out[np.fromiter((i for idx in rows for i in idx), dtype=np.int64)] = torch.cat(parts).float().cpu().numpy()
+                parts.clear()
+                rows.clear()
+
         for idx in self.batch_plan(texts):
-            out[idx] = self._st_encode([texts[i] for i in idx], len(idx))
+            vecs = self.st.encode(
+                [texts[i] for i in idx],
+                prompt=self.prompt or None,
+                batch_size=len(idx),
+                normalize_embeddings=True,
+                convert_to_tensor=True,
+                show_progress_bar=False,
+            )
+            parts.append(vecs.reshape(len(idx), self.dim))
+            rows.append(idx)
+            held += len(idx)
+            if held >= self.FLUSH_ROWS:
+                flush()
+                held = 0
+        flush()
         return l2_normalise(out)
 
     def describe(self) -> str:
