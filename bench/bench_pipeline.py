@@ -4,15 +4,15 @@ One command::
 
     python bench/bench_pipeline.py
 
-1. makes synthetic en/de/ja corpora of 100k and 1M rows (``bench/make_corpus.py``; cached in
-   ``bench/_work/``);
-2. builds each with ``corpusalign build --src en --tgt de,ja -i CORPUS -o OUT --quiet --overwrite``
-   in a fresh process, behind a tiny wrapper process that reports its children's peak RSS
-   (``getrusage(RUSAGE_CHILDREN).ru_maxrss``) and wall time, and reads per-step rows/s from
-   ``OUT/stats.json``;
-3. prints per-step throughput, end-to-end rows/s, peak RSS and the targets (PASS/FAIL):
-   language ID > 20k rows/s, dedup (``dedup_signature`` + ``dedup``, per corpus row) > 20k rows/s,
-   peak RSS at 1M <= 1.5 x peak RSS at 100k;
+1. makes synthetic en/de/ja corpora of 300k and 3M rows, i.e. 100k and 1M concepts
+   (``bench/make_corpus.py``; cached in ``bench/_work/``);
+2. builds each with ``corpusalign build --src en --tgt de,ja -i CORPUS -o OUT --quiet --overwrite
+   --no-report`` in a fresh process, behind a tiny wrapper process that reports its children's peak
+   RSS (``getrusage(RUSAGE_CHILDREN).ru_maxrss``) and wall time, and reads per-step rows/s and the
+   shard bytes written from ``OUT/stats.json``; then measures ``corpusalign report OUT`` the same way;
+3. prints per-step throughput, end-to-end rows/s, shard writing MB/s, peak RSS of the build and of
+   the report, and the targets (PASS/FAIL): language ID > 20k rows/s, dedup (``dedup_signature`` +
+   ``dedup``, per corpus row) > 20k rows/s, the build's peak RSS at 1M concepts <= 1.5 x at 100k;
 4. compares MinHash libraries on 100k source texts: rensa ``RMinHash.digests_from_token_sets`` (what
    the dedup step uses) against datasketch (``MinHash.bulk`` and per-row ``update_batch``).
 
@@ -160,19 +160,27 @@ def run_build(corpus_path: Path, out: Path) -> dict[str, Any]:
         "-o",
         str(out),
     ]
-    cmd += ["--quiet", "--overwrite"]
+    cmd += ["--quiet", "--overwrite", "--no-report"]  # the report is measured on its own below
     report = out.with_name(out.name + ".measure.json")
     subprocess.run([sys.executable, "-c", _MEASURE, str(report), *cmd], check=True)
     m = json.loads(report.read_text())
     if m["rc"] != 0:
         raise SystemExit(f"build failed (exit {m['rc']}): {' '.join(cmd)}")
+    report_cmd = [corpusalign_exe(), "report", str(out)]
+    subprocess.run([sys.executable, "-c", _MEASURE, str(report), *report_cmd], check=True, stdout=subprocess.DEVNULL)
+    r = json.loads(report.read_text())
     stats = json.loads((out / "stats.json").read_text())
+    shard_write = stats["steps"].get("write_shards", {})
+    written = shard_write.get("counters", {}).get("bytes_written", 0)
     manifest = json.loads((out / "manifest.json").read_text())
     return {
         "command": " ".join(cmd),
         "wall_s": round(m["wall_s"], 3),
         "cpu_s": round(m["user_s"] + m["sys_s"], 3),
         "peak_rss_mib": round(m["maxrss_kib"] / 1024, 1),
+        "report_peak_rss_mib": round(r["maxrss_kib"] / 1024, 1),
+        "report_wall_s": round(r["wall_s"], 3),
+        "shard_mb_per_s": round(written / 1e6 / shard_write["seconds"], 1) if written and shard_write.get("seconds") else None,
         "build_seconds": stats["build_seconds"],
         "steps": {k: {f: v[f] for f in ("rows", "seconds", "rows_per_s")} for k, v in stats["steps"].items()},
         "dedup_counters": stats["steps"].get("dedup", {}).get("counters", {}),
@@ -210,6 +218,8 @@ def summarise(size: int, meta: dict[str, Any], runs: list[dict[str, Any]]) -> di
         "build_seconds": best["build_seconds"],
         "end_to_end_rows_per_s": round(rows / best["wall_s"], 1),
         "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+        "report_peak_rss_mib": max(r["report_peak_rss_mib"] for r in runs),
+        "shard_mb_per_s": best["shard_mb_per_s"],
         "peak_rss_mib_all": [r["peak_rss_mib"] for r in runs],
         "steps": steps,
         # build time outside every step timer: JSONL parsing, staging and bucket Parquet writes, manifest
@@ -349,14 +359,16 @@ def print_report(res: dict[str, Any]) -> list[tuple[str, bool]]:
     print(f"{'(outside steps)':<18} {'':<13}{cells}")
     print()
     print(
-        f"{'size':<6} {'rows':>10} {'wall s':>8} {'build s':>8} {'end-to-end rows/s':>18} {'peak RSS MiB':>13}"
-        f" {'LID rows/s':>11} {'dedup rows/s':>13}"
+        f"{'size':<6} {'rows':>10} {'concepts':>10} {'wall s':>8} {'build s':>8} {'end-to-end rows/s':>18} {'peak RSS MiB':>13}"
+        f" {'LID rows/s':>11} {'dedup rows/s':>13} {'shards MB/s':>12} {'report RSS MiB':>15}"
     )
     for lab, s in zip(labels, sizes, strict=True):
         print(
-            f"{lab:<6} {s['rows']:>10,} {s['wall_s']:>8.1f} {s['build_seconds']:>8.1f} {s['end_to_end_rows_per_s']:>18,.0f}"
-            f" {s['peak_rss_mib']:>13,.0f} {fmt_rate(s['langid_rows_per_s']):>11} {fmt_rate(s['dedup_rows_per_s']):>13}"
+            f"{lab:<6} {s['rows']:>10,} {s['records']:>10,} {s['wall_s']:>8.1f} {s['build_seconds']:>8.1f}"
+            f" {s['end_to_end_rows_per_s']:>18,.0f} {s['peak_rss_mib']:>13,.0f} {fmt_rate(s['langid_rows_per_s']):>11}"
+            f" {fmt_rate(s['dedup_rows_per_s']):>13} {s['shard_mb_per_s'] or 0:>12,.1f} {s['report_peak_rss_mib']:>15,.0f}"
         )
+    print("(peak RSS: the build process, --no-report; report RSS: `corpusalign report` run after it, on its own)")
     print()
     print("Dedup found (planted exact / near duplicates in brackets; random sentence combinations add a few):")
     for lab, s in zip(labels, sizes, strict=True):
@@ -391,7 +403,11 @@ def print_report(res: dict[str, Any]) -> list[tuple[str, bool]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="Benchmark ingest, normalise, LID, dedup, select and shard write.")
-    ap.add_argument("--sizes", default="100000,1000000", help="corpus sizes in rows, smallest first (default: 100000,1000000)")
+    ap.add_argument(
+        "--sizes",
+        default="300000,3000000",
+        help="corpus sizes in rows (3 per concept), smallest first (default: 300000,3000000 = 100k and 1M concepts)",
+    )
     ap.add_argument("--repeat", type=int, default=2, help="builds per size; the fastest gives the step numbers (default: 2)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--minhash-texts", type=int, default=100_000, help="source texts for the MinHash comparison (0: skip it)")
