@@ -68,12 +68,12 @@ def _files(root: Path, entries: list[dict[str, Any]]) -> list[str]:
     return [str(entry_path(root, e.get("path"))) for e in entries]  # refuses paths outside the corpus
 
 
-def _scan(root: Path, entries: list[dict[str, Any]], columns: list[str]) -> pl.DataFrame:
+def _scan(root: Path, entries: list[dict[str, Any]], columns: list[str | pl.Expr]) -> pl.DataFrame:
     """The named columns of the Parquet files listed in ``entries`` (an empty frame when none)."""
     paths = _files(root, entries)
     if not paths:
         return pl.DataFrame()
-    return pl.scan_parquet(paths).select(columns).collect()
+    return pl.scan_parquet(paths).select(columns).collect(engine="streaming")
 
 
 def _histogram(values: np.ndarray, edges: list[float]) -> list[int]:
@@ -130,8 +130,11 @@ def collect(root: str | Path) -> dict[str, Any]:
 
     score_cols = [c for c in SCORE_EDGES if c != "lid_expected"]
     base_cols = ["concept_id", "lang", "origin", "translator", "lid_lang", "lid_expected", *score_cols]
-    kept = _scan(root, manifest["shards"], [*base_cols, *fields])
-    rejected = _scan(root, manifest["rejected"], [*base_cols, *fields, "dup_of", "drop_reason", "drop_detail"])
+    # kept rows without their texts (their lengths only): the texts of a large corpus need not fit in memory
+    kept = _scan(root, manifest["shards"], [*base_cols, _chars(fields).alias("_chars")])
+    rejected = _scan(
+        root, manifest["rejected"], [*base_cols, *fields, _chars(fields).alias("_chars"), "dup_of", "drop_reason", "drop_detail"]
+    )
     quarantine = _scan(root, manifest["quarantine"], ["source_file", "source_line", "error"])
 
     # ---------------------------------------------------------------- headline and per language
@@ -259,7 +262,7 @@ def collect(root: str | Path) -> dict[str, Any]:
     timings = {"build_seconds": stats.get("build_seconds"), "steps": steps}
 
     # ---------------------------------------------------------------- examples per drop reason
-    examples = _examples(kept, rejected, quarantine, src, fields)
+    examples = _examples(root, manifest["shards"], rejected, quarantine, src, fields)
 
     report = {
         "report_version": REPORT_VERSION,
@@ -298,7 +301,7 @@ def _chars(fields: list[str]) -> pl.Expr:
 def _length_sample(kept: pl.DataFrame, rejected: pl.DataFrame, src: str, targets: list[str], fields: list[str]) -> dict[str, Any]:
     """Source vs target length (characters) of up to :data:`LENGTH_SAMPLE` pairs per language."""
     frames = [
-        f.select("concept_id", "lang", _chars(fields).alias("chars"), pl.lit(flag).alias("kept"))
+        f.select("concept_id", "lang", pl.col("_chars").alias("chars"), pl.lit(flag).alias("kept"))
         for f, flag in ((kept, True), (rejected, False))
         if f.height
     ]
@@ -337,7 +340,8 @@ def _verification_summary(manifest: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _examples(
-    kept: pl.DataFrame,
+    root: Path,
+    shards: list[dict[str, Any]],
     rejected: pl.DataFrame,
     quarantine: pl.DataFrame,
     src: str,
@@ -356,14 +360,11 @@ def _examples(
         )
         ids = picked["concept_id"].unique().to_list()
         cols = ["concept_id", "lang", *fields]
-        sources = pl.concat(
-            [
-                f.select(cols).filter((pl.col("lang") == src) & pl.col("concept_id").is_in(ids))
-                for f in (kept, rejected)
-                if f.height
-            ],
-            how="vertical_relaxed",
-        ).unique("concept_id", keep="first")
+        is_source = (pl.col("lang") == src) & pl.col("concept_id").is_in(ids)
+        paths = _files(root, shards)
+        kept = pl.scan_parquet(paths).filter(is_source).select(cols).collect(engine="streaming") if paths else None
+        found = [f for f in (kept, rejected.filter(is_source).select(cols)) if f is not None and f.height]
+        sources = pl.concat(found, how="vertical_relaxed").unique("concept_id", keep="first") if found else pl.DataFrame()
         source_text = {row["concept_id"]: _text(row, fields) for row in sources.iter_rows(named=True)}
         for row in picked.sort(["drop_reason", "_order"]).iter_rows(named=True):
             scores = {s: round(float(row[s]), 4) for s in SCORE_EDGES if s in row and row[s] is not None and s != "lid_expected"}
