@@ -48,7 +48,7 @@ def suite(quick: bool) -> list[tuple[str, list[str]]]:
     return [
         ("pipeline", ["bench_pipeline.py", "--repeat", "1"]),
         ("dedup", ["bench_dedup.py"]),
-        ("overhead", ["bench_build_model_share.py"]),
+        ("overhead", ["bench_build_model_share.py", "--rows", "6000"]),
         ("executors", ["bench_executors.py", "--repeat", "1"]),
     ]
 
