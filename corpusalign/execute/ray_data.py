@@ -8,8 +8,9 @@ block per unit, so a batch is never split or merged with another):
 * a stage with a model (``Stage.factory``) is a ``map_batches`` over an actor pool of
   ``model_workers`` actors, each asking for ``gpus`` GPUs; every actor calls the factory once (loads
   the model once) and then takes one unit at a time;
-* units travel between operators as pickled Python objects in a binary column, and the results
-  stream back to this process as they finish, which drives the progress bars.
+* units travel between operators as Python objects in one column (Ray serialises them between
+  its own processes), and the results stream back to this process as they finish, which drives
+  the progress bars.
 
 Stage functions read and write the build's working files themselves, so every node must see the
 output directory at the same path (a shared filesystem such as NFS or Lustre; trivially true on
@@ -25,7 +26,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 def _apply(fn: Callable[[Any], Any], row: dict[str, Any]) -> dict[str, Any]:
-    return {"x": pickle.dumps(fn(pickle.loads(row["x"])))}
+    return {"x": fn(row["x"])}
 
 
 class _ModelWorker:
@@ -49,8 +49,10 @@ class _ModelWorker:
         self.fn = factory()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = [pickle.dumps(self.fn(pickle.loads(x))) for x in batch["x"]]
-        return {"x": np.array(out, dtype=object)}
+        out = np.empty(len(batch["x"]), dtype=object)  # element by element: a unit may itself be a sequence
+        for i, x in enumerate(batch["x"]):
+            out[i] = self.fn(x)
+        return {"x": out}
 
 
 class RayExecutor(Executor):
@@ -78,7 +80,7 @@ class RayExecutor(Executor):
     def map(self, stages: Sequence[Stage], units: Iterable[Any]) -> Iterator[Any]:
         import ray.data
 
-        todo = [{"x": pickle.dumps(u)} for u in units]
+        todo = [{"x": u} for u in units]
         if not todo:
             return
         ds = ray.data.from_items(todo, override_num_blocks=len(todo))
@@ -94,7 +96,7 @@ class RayExecutor(Executor):
                     num_gpus=stage.gpus or None,
                 )
         for row in ds.iter_rows():
-            yield pickle.loads(row["x"])
+            yield row["x"]
 
     def close(self) -> None:
         if self._started:
