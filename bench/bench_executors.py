@@ -56,6 +56,7 @@ def main() -> int:
     ap.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--skip-verified", action="store_true", help="only the pipeline build")
+    ap.add_argument("--results", type=Path, default=RESULTS / "executors.json")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     corpus = WORK / f"corpus-{args.rows}-s0.jsonl"
@@ -90,8 +91,8 @@ def main() -> int:
         }
     result["machine"] = {"nproc": os.cpu_count(), "python": platform.python_version(), "load_before": load_before,
                          "load_after": os.getloadavg()}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "executors.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(result, indent=2) + "\n")
     print(f"Ray start + shutdown alone: {result['ray_start_seconds']:.1f} s")
     print("| build | kept rows | local s (runs) | ray s (runs) | ray / local |")
     print("|---|---:|---:|---:|---:|")

@@ -1,7 +1,8 @@
 """The whole benchmark suite, one command, every table printed:
 
     python bench/run_all.py            # about 30 minutes on the 2-CPU machine of docs/benchmarks.md
-    python bench/run_all.py --quick    # small sizes: checks that every benchmark runs (minutes)
+    python bench/run_all.py --quick    # small sizes: checks that every benchmark runs (about 2 minutes;
+                                       # results in bench/results/quick/, targets not meaningful)
 
 Each benchmark is its own script, run here in turn as a fresh process (so one's memory or threads
 never affect the next); each measures its ratios against a baseline inside its own run:
@@ -39,11 +40,14 @@ PY = sys.executable
 
 def suite(quick: bool) -> list[tuple[str, list[str]]]:
     if quick:
+        q = HERE / "results" / "quick"  # small-size results never replace the real ones
         return [
-            ("pipeline", ["bench_pipeline.py", "--sizes", "3000,30000", "--repeat", "1", "--minhash-texts", "0"]),
-            ("dedup", ["bench_dedup.py", "--smoke"]),
-            ("overhead", ["bench_build_model_share.py", "--rows", "600"]),
-            ("executors", ["bench_executors.py", "--rows", "3000", "--repeat", "1", "--skip-verified"]),
+            ("pipeline", ["bench_pipeline.py", "--sizes", "3000,30000", "--repeat", "1", "--minhash-texts", "0",
+                          "--results", str(q / "pipeline.json")]),
+            ("dedup", ["bench_dedup.py", "--smoke", "--results", str(q / "dedup.json")]),
+            ("overhead", ["bench_build_model_share.py", "--rows", "600", "--result", str(q / "build_model_share.json")]),
+            ("executors", ["bench_executors.py", "--rows", "3000", "--repeat", "1", "--skip-verified",
+                           "--results", str(q / "executors.json")]),
         ]
     return [
         ("pipeline", ["bench_pipeline.py", "--repeat", "1"]),
