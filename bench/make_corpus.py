@@ -12,7 +12,10 @@ language. On top of that:
 
 Records that happen to combine the same sentences add a few more duplicates, as a real corpus would.
 Same ``--seed``, same source file, same ``--rows``: the same bytes. A JSON file next to the corpus
-(``NAME.meta.json``) records what was planted.
+(``NAME.meta.json``) records how many were planted, and a TSV file (``NAME.planted.tsv``, columns
+``copy``, ``original``, ``kind``) which: the 0-based record index of each planted duplicate, the index of
+the record it copies and ``exact_duplicate`` or ``near_duplicate`` (record ``i`` has concept id
+``bench.SEED.i``, zero-padded to 7 digits).
 
 Usage::
 
@@ -92,6 +95,7 @@ def make_corpus(rows: int, out: Path, seed: int = 0, source: Path | None = None)
     records: list[tuple[str, str, str]] = []  # texts of every record so far, for duplicates
     long_records: list[int] = []  # indices of records whose English text is long enough to near-duplicate
     planted = {"fresh": 0, "exact_duplicate": 0, "near_duplicate": 0}
+    pairs: list[tuple[int, int, str]] = []  # (copy, original, kind): which records were planted
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -99,12 +103,16 @@ def make_corpus(rows: int, out: Path, seed: int = 0, source: Path | None = None)
         for i in range(n_records):
             r = rng.random()
             if i >= WARMUP and r < EXACT_SHARE:
-                texts = records[rng.randrange(len(records))]
+                original = rng.randrange(len(records))
+                texts = records[original]
                 planted["exact_duplicate"] += 1
+                pairs.append((i, original, "exact_duplicate"))
             elif i >= WARMUP and r < EXACT_SHARE + NEAR_SHARE and long_records:
-                en, de, ja = records[long_records[rng.randrange(len(long_records))]]
+                original = long_records[rng.randrange(len(long_records))]
+                en, de, ja = records[original]
                 texts = (_edit_letter(en, rng), _edit_letter(de, rng), ja)
                 planted["near_duplicate"] += 1
+                pairs.append((i, original, "near_duplicate"))
             else:
                 k = rng.choices(counts, weights)[0]
                 picked = [sents[rng.randrange(len(sents))] for _ in range(k)]
@@ -120,6 +128,8 @@ def make_corpus(rows: int, out: Path, seed: int = 0, source: Path | None = None)
                 buf.clear()
         f.write(b"".join(buf))
     os.replace(tmp, out)
+    truth = out.with_name(out.name + ".planted.tsv")
+    truth.write_text("copy\toriginal\tkind\n" + "".join(f"{c}\t{o}\t{k}\n" for c, o, k in pairs))
     meta = {
         "rows": n_records * len(LANGS),
         "records": n_records,
@@ -127,6 +137,7 @@ def make_corpus(rows: int, out: Path, seed: int = 0, source: Path | None = None)
         "source": str(source),
         "source_sentences": len(sents),
         "planted": planted,
+        "planted_pairs": truth.name,
         "bytes": out.stat().st_size,
     }
     out.with_name(out.name + ".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
