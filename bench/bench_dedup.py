@@ -592,8 +592,9 @@ def disagreement(
     """Links of ``one`` whose documents ``other`` puts in different clusters, by their character n-gram Jaccard."""
     from corpusalign.steps.dedup import jaccard
 
-    missed = [(a, b) for a, b in links(one) if a not in other or other.get(b) != other[a]]
-    out = {"links": len(links(one)), "missed_by_other": len(missed), "short": 0, **dict.fromkeys(JACCARD_BINS, 0)}
+    mine = links(one)
+    missed = [(a, b) for a, b in mine if a not in other or other.get(b) != other[a]]
+    out = {"links": len(mine), "missed_by_other": len(missed), "short": 0, **dict.fromkeys(JACCARD_BINS, 0)}
     for a, b in missed:
         ta, tb = texts[a], texts[b]
         if min(len(ta), len(tb)) < near_min_chars:
