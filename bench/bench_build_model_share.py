@@ -6,7 +6,8 @@ on and ``--keep-work``, then:
 1. reconstructs, from the staged batches (``OUT/_work/stage1/part-*.parquet``), the very calls the
    verify step made to ``Embedder.encode``: per batch and target language, the pairs of a source row
    and a target row with ``origin`` set and every text field non-empty; per field the distinct source
-   texts, then the distinct target texts, each text embedded once per batch (cached across languages).
+   texts, then the distinct target texts, then the prefixes of the multi-sentence targets (for
+   ``prefix_gain``), each text embedded once per batch (cached across languages).
    Their total must match the build's ``texts_embedded`` counter (within 0.5%);
 2. in a fresh process, loads the same embedder (``make_embedder`` with the build's configuration),
    timing the load apart, and times ``encode`` over the same calls, batch by batch;
@@ -71,19 +72,27 @@ def encode_calls(batch: Any, src: str, fields: tuple[str, ...]) -> list[list[str
     """The ``Embedder.encode`` calls VerifyStep.process makes on ``batch`` (mirrors corpusalign/steps/verify.py)."""
     import polars as pl
 
+    from corpusalign.verify.scores import target_prefix
+
     sources = batch.filter(pl.col("lang") == src).select("_seq", *(pl.col(f).alias(f"_src_{f}") for f in fields))
     targets = batch.filter((pl.col("lang") != src) & pl.col("origin").is_not_null())
     pairs = targets.select("_seq", "lang", *fields).join(sources, on="_seq", how="inner")
     pairs = pairs.filter(pl.all_horizontal(pl.col(f).is_not_null() & (pl.col(f) != "") for f in fields))
     cached: set[str] = set()
     calls: list[list[str]] = []
-    for _, part in pairs.group_by("lang", maintain_order=True):
+
+    def call(texts: list[str]) -> None:
+        todo = [t for t in dict.fromkeys(texts) if t not in cached]
+        if todo:
+            calls.append(todo)
+            cached.update(todo)
+
+    for (lang,), part in pairs.group_by("lang", maintain_order=True):
         for f in fields:
-            for column in (f"_src_{f}", f):  # source side, then target side
-                todo = [t for t in dict.fromkeys(part[column].to_list()) if t not in cached]
-                if todo:
-                    calls.append(todo)
-                    cached.update(todo)
+            call(part[f"_src_{f}"].to_list())  # source side
+            call(part[f].to_list())  # target side
+            # the prefixes of multi-sentence targets, for prefix_gain (see verify/features.py)
+            call([p for t in part[f].to_list() if (p := target_prefix(t, str(lang))) is not None])
     return calls
 
 

@@ -12,6 +12,7 @@ import pytest
 from corpusalign.verify.features import FEATURE_COLUMNS
 from corpusalign.verify.gate import (
     DEFAULT_GATES,
+    DEFAULT_IMPUTE,
     DESIGN_COLUMNS,
     REASONS,
     LanguageGate,
@@ -78,8 +79,38 @@ def test_design_matrix_derives_and_imputes() -> None:
     assert col["nn_pair"].tolist() == [1.0, 0.5]
     assert col["lid_expected"][1] == GATE.imputed("lid_expected")
     assert np.isfinite(x).all()
-    # without the extra columns (src_chars, end_punct_ok, sent_diff) neutral values are used
+    # without the extra columns (src_chars, end_punct_ok, sent_diff, prefix_gain, source_gap) neutral values are used
     assert col["end_punct_ok"].tolist() == [1.0, 1.0] and col["sent_extra"].tolist() == [0.0, 0.0]
+    assert col["prefix_gain"].tolist() == [GATE.imputed("prefix_gain")] * 2
+    assert col["source_gap"].tolist() == [GATE.imputed("source_gap")] * 2
+
+
+def test_prefix_gain_and_source_gap_inputs() -> None:
+    gate = LanguageGate(
+        weights={"prefix_gain": -20.0, "source_gap": -20.0},
+        bias=0.0,
+        threshold=0.5,
+        len_log_ratio_mean=0.0,
+        len_log_ratio_std=0.2,
+        impute={"prefix_gain": -0.04, "source_gap": -0.15},
+    )
+    feats = _rows(
+        {"prefix_gain": -0.05, "source_gap": -0.2},  # a faithful pair
+        {"prefix_gain": 0.06, "source_gap": -0.2},  # its prefix matches the source better: extra content
+        {"prefix_gain": -0.05, "source_gap": 0.05},  # another source fits the target better
+        {"prefix_gain": None, "source_gap": None},  # short target, pool of one: the gate's typical values
+    )
+    col = {c: design_matrix(feats, gate)[:, i] for i, c in enumerate(DESIGN_COLUMNS)}
+    assert col["prefix_gain"].tolist() == pytest.approx([-0.05, 0.06, -0.05, -0.04])
+    assert col["source_gap"].tolist() == pytest.approx([-0.2, -0.2, 0.05, -0.15])
+    p = predict_proba(feats, gate)
+    assert p[0] > 0.5 and p[3] > 0.5 and p[1] < p[0] and p[2] < p[0]
+    # a gate written before these inputs existed (no weights, no imputed values) still loads and ignores them
+    old = {k: v for k, v in gate.to_dict().items() if k != "impute"}
+    old["weights"] = {"cos": 10.0}
+    loaded = LanguageGate.from_dict(old)
+    assert loaded.imputed("prefix_gain") == DEFAULT_IMPUTE["prefix_gain"] and loaded.weights.get("source_gap") is None
+    assert predict_proba(feats, loaded).tolist() == pytest.approx([predict_proba(feats[:1], loaded)[0]] * 4)
 
 
 def test_length_z_depends_on_source_length() -> None:

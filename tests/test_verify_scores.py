@@ -10,6 +10,7 @@ from corpusalign.verify import scores
 from corpusalign.verify.features import FEATURE_COLUMNS, margin_k_for_pool, pair_features
 from corpusalign.verify.numerals import spelled_numbers
 from corpusalign.verify.scores import (
+    competing_source_gap,
     copy_similarity,
     cosine_rows,
     end_punctuation_agreement,
@@ -20,8 +21,11 @@ from corpusalign.verify.scores import (
     number_agreement,
     placeholder_agreement,
     placeholders,
+    pool_scores,
+    prefix_coverage,
     script_agreement,
     sentence_count_diff,
+    target_prefix,
 )
 
 
@@ -198,6 +202,87 @@ def test_pair_features_columns_and_pools(pool: tuple[np.ndarray, np.ndarray]) ->
     assert single["margin"][0] is None and single["nn_pair"][0] is None
     with pytest.raises(ValueError):
         pair_features(s_texts, t_texts[:3], src, tgt, "de")
+
+
+def test_competing_source_gap() -> None:
+    src = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    # target 0 fits source 0; target 1 fits source 0 better than its own source 1; target 2 is alone
+    tgt = _unit(np.array([[1.0, 0.1, 0.0], [0.8, 0.6, 0.0], [0.0, 0.0, 1.0]]))
+    gap = competing_source_gap(src, tgt)
+    assert gap.dtype == np.float32
+    assert gap.tolist() == pytest.approx([0.0995 - 0.995, 0.8 - 0.6, 0.0 - 1.0], abs=1e-3)
+    assert gap[0] < 0 < gap[1]
+    assert np.isnan(competing_source_gap(src[:1], tgt[:1])).all()  # a pool of one: nothing competes
+    assert competing_source_gap(np.zeros((0, 3)), np.zeros((0, 3))).shape == (0,)
+
+
+def test_pool_scores_agree_with_the_separate_functions(pool: tuple[np.ndarray, np.ndarray]) -> None:
+    src, tgt = pool
+    shuffled = tgt[[1, 0, 2, 3]]
+    for t in (tgt, shuffled):
+        both = pool_scores(src, t, k=2)
+        np.testing.assert_allclose(both.margin, margin_scores(src, t, k=2))
+        np.testing.assert_array_equal(both.nn_pair, nearest_is_pair(src, t))
+        sims = t @ src.T
+        own = np.diag(sims).copy()
+        np.fill_diagonal(sims, -np.inf)
+        np.testing.assert_allclose(both.source_gap, sims.max(axis=1) - own, atol=1e-6)
+    assert (pool_scores(src, tgt).source_gap < 0).all()
+    assert (pool_scores(src, shuffled).source_gap[:2] > 0).all()  # swapped targets: another source fits better
+
+
+def test_pool_scores_in_blocks(pool: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    src, tgt = pool
+    whole = pool_scores(src, tgt[[1, 0, 2, 3]], k=2)
+    monkeypatch.setattr(scores, "_BLOCK_CELLS", 4)  # one row per block: the diagonal offset must follow
+    blocked = pool_scores(src, tgt[[1, 0, 2, 3]], k=2)
+    np.testing.assert_allclose(blocked.source_gap, whole.source_gap, atol=1e-6)
+    np.testing.assert_allclose(blocked.margin, whole.margin, atol=1e-6)
+
+
+def test_target_prefix() -> None:
+    assert target_prefix("Es ist heiß. Der Zug fährt um fünf ab.", "de") == "Es ist heiß."
+    assert target_prefix("Es ist heiß.", "de") is None  # one sentence: no prefix
+    assert target_prefix("", "de") is None
+    assert target_prefix("Mr. Smith went home. He slept.", "en") == "Mr. Smith went home."
+    # closing quotes stay with their sentence; full-width punctuation needs no space after it
+    assert target_prefix("„Warum weinst du?“ – „Nur Schweiß.“ Er ging.", "de") == "„Warum weinst du?“ – „Nur Schweiß.“"
+    assert target_prefix("今日は暑いです。電車は五時に出ます。", "ja") == "今日は暑いです。"
+    assert target_prefix("暑いです。", "ja") is None
+
+
+def test_prefix_coverage() -> None:
+    src = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], dtype=np.float32)
+    tgt = np.array([[0.6, 0.8], [1.0, 0.0], [1.0, 0.0]], dtype=np.float32)
+    # extra content: the prefix is the translation; a faithful target: its prefix covers less
+    prefix = np.array([[1.0, 0.0], [0.8, 0.6], [np.nan, np.nan]], dtype=np.float32)
+    gain = prefix_coverage(src, tgt, prefix)
+    assert gain[:2].tolist() == pytest.approx([0.4, -0.2])
+    assert np.isnan(gain[2])
+    with pytest.raises(ValueError):
+        prefix_coverage(src, tgt, prefix[:2])
+
+
+def test_pair_features_prefix_gain_and_source_gap(pool: tuple[np.ndarray, np.ndarray]) -> None:
+    src, tgt = pool
+    s_texts = ["Hello.", "It is hot.", "Call %s", "Bye."]
+    t_texts = ["Hallo.", "Es ist heiß. Der Zug fährt um fünf ab.", "Ruf %s an", "Tschüss."]
+    calls: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return src[[1] * len(texts)]  # the prefix is exactly the source: it covers it better than the target
+
+    feats = pair_features(s_texts, t_texts, src, tgt, "de", encode=encode)
+    assert calls == [["Es ist heiß."]]  # one batched call, only for targets of 2 or more sentences
+    gain = feats["prefix_gain"].to_list()
+    assert gain[0] is None and gain[2] is None and gain[3] is None
+    assert gain[1] == pytest.approx(1.0 - float(src[1] @ tgt[1]), abs=1e-6)
+    assert feats["source_gap"].null_count() == 0 and (feats["source_gap"].to_numpy() < 0).all()
+    # without an encode function there is no prefix gain; a pool of one has no source gap
+    plain = pair_features(s_texts, t_texts, src, tgt, ["de", "de", "de", "ja"])
+    assert plain["prefix_gain"].null_count() == 4
+    assert plain["source_gap"][3] is None and plain["source_gap"][:3].null_count() == 0
 
 
 def test_lid_expected_probability() -> None:

@@ -4,10 +4,11 @@
 module              holds
 ==================  ===========================================================================
 ``scores``          pure numpy/text scoring functions (cosine, ratio margin, numbers, placeholders,
-                    copies, scripts, sentence structure); no model calls
+                    copies, scripts, sentence structure, competing sources, prefix coverage); no
+                    model calls
 ``numerals``        spelled-out numbers read as digits, for ``scores.number_agreement``
-``features``        ``FEATURE_COLUMNS`` and ``pair_features``: the score columns of a batch of pairs;
-                    ``lid_expected_probability`` (fastText lid.176)
+``features``        ``FEATURE_COLUMNS`` and ``pair_features``: the score columns of a batch of pairs
+                    (target prefixes embedded in one call); ``lid_expected_probability`` (fastText)
 ``gate``            ``LanguageGate``, ``design_matrix``, ``predict_proba``, ``decide`` (keep/drop with a
                     reason) and the shipped ``DEFAULT_GATES`` (``gates_e5_small.json``)
 ``corrupt``         ``make_noisy_set``: labelled corruptions of real parallel data

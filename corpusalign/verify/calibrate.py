@@ -67,7 +67,8 @@ import polars as pl
 from corpusalign.embed.base import Embedder
 from corpusalign.verify.corrupt import make_noisy_set
 from corpusalign.verify.features import LENGTH_COLUMN, lid_predictions, pair_features
-from corpusalign.verify.gate import DEFAULT_RULES, DESIGN_COLUMNS, LanguageGate, decide, design_matrix
+from corpusalign.verify.gate import DEFAULT_IMPUTE, DEFAULT_RULES, DESIGN_COLUMNS, LanguageGate, decide, design_matrix
+from corpusalign.verify.scores import target_prefix
 
 log = logging.getLogger(__name__)
 
@@ -111,27 +112,27 @@ def _lid_columns(texts: list[str], langs: list[str], lid: LidSpec) -> list[pl.Se
 def score_pairs(
     pairs: pl.DataFrame, embedder: Embedder, lid: LidSpec = None, margin_k: int = 4, pool: str | None = None
 ) -> pl.DataFrame:
-    """``pairs`` with the verification scores added (``FEATURE_COLUMNS`` and ``src_chars``).
+    """``pairs`` with the verification scores added (``FEATURE_COLUMNS`` and ``EXTRA_COLUMNS``).
 
-    Every distinct text is embedded once. The margin pool of a pair is its language (and its
-    ``pool`` column value, when given: each synthetic round is its own pool). ``lid_expected`` is
-    kept when ``pairs`` has it, else computed with ``lid`` (see :func:`calibrate`).
+    Every distinct text and target prefix (for ``prefix_gain``) is embedded once, all in one call.
+    The margin pool of a pair is its language (and its ``pool`` column value, when given: each
+    synthetic round is its own pool). ``lid_expected`` is kept when ``pairs`` has it, else computed
+    with ``lid`` (see :func:`calibrate`).
     """
-    texts = list(dict.fromkeys(pairs["src_text"].to_list() + pairs["tgt_text"].to_list()))
-    vecs = embedder.encode(texts)
+    tgt = pairs["tgt_text"].to_list()
+    prefixes = [p for t, lang in zip(tgt, pairs["lang"].to_list()) if (p := target_prefix(t, lang)) is not None]
+    texts = list(dict.fromkeys(pairs["src_text"].to_list() + tgt + prefixes))
+    vecs = embedder.encode(texts)  # sources, targets and target prefixes in one batched call
     index = {t: i for i, t in enumerate(texts)}
+
+    def lookup(some: list[str]) -> np.ndarray:
+        return vecs[[index[t] for t in some]]
+
     keys = ["lang"] if pool is None else [pool, "lang"]
     parts = []
     for _, part in pairs.group_by(keys, maintain_order=True):
         src, tgt = part["src_text"].to_list(), part["tgt_text"].to_list()
-        feats = pair_features(
-            src,
-            tgt,
-            vecs[[index[t] for t in src]],
-            vecs[[index[t] for t in tgt]],
-            str(part["lang"][0]),
-            margin_k=margin_k,
-        )
+        feats = pair_features(src, tgt, lookup(src), lookup(tgt), str(part["lang"][0]), margin_k=margin_k, encode=lookup)
         parts.append(pl.concat([part, feats], how="horizontal"))
     out = pl.concat(parts)
     if "lid_expected" not in out.columns:
@@ -220,6 +221,9 @@ def _base_gate(feats: pl.DataFrame) -> LanguageGate:
         "lid_expected": float(lid.median()) if len(lid) else 0.5,
         "log_chars": float(np.median(np.log1p(chars))) if len(chars) else math.log1p(40),
     }
+    for name in ("prefix_gain", "source_gap"):  # a missing value counts as a typical good pair's
+        known = good[name].cast(pl.Float64).drop_nulls() if name in good.columns else pl.Series([], dtype=pl.Float64)
+        impute[name] = float(known.median()) if len(known) else DEFAULT_IMPUTE[name]
     rules: dict[str, float] = {}
     if good.height >= MIN_RULE_PAIRS:
         rules["margin_min"] = _margin_rule(good)

@@ -24,12 +24,18 @@ column             type      meaning
 not stored in shards (the stored ``verify_p`` already reflects them): ``src_chars`` (source length
 in characters, so that language ID and the margin count less on very short texts), ``end_punct_ok``
 (both or neither end a sentence: a cut-off translation loses its final full stop) and
-``sent_diff`` (target sentences minus source sentences: appended content adds one).
+``sent_diff`` (target sentences minus source sentences: appended content adds one),
+``prefix_gain`` (:func:`~corpusalign.verify.scores.prefix_coverage`: cosine of the source with
+the target without its last sentence minus with the whole target; above 0 when the target carries
+content the source lacks; null for a single-sentence target, or without an ``encode`` function) and
+``source_gap`` (:func:`~corpusalign.verify.scores.competing_source_gap`: cosine of the target to the
+best other source of its pool minus to its own; above 0 for a misaligned pair; null for a pool of
+fewer than 2 pairs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -41,11 +47,13 @@ from corpusalign.verify.scores import (
     cosine_rows,
     end_punctuation_agreement,
     length_log_ratio,
-    neighbour_scores,
     number_agreement,
     placeholder_agreement,
+    pool_scores,
+    prefix_coverage,
     script_agreement,
     sentence_count_diff,
+    target_prefix,
 )
 
 #: Score columns a verified target row gets.
@@ -62,7 +70,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 )
 #: Extra columns of :func:`pair_features` that the gate uses when present (not stored in shards).
 LENGTH_COLUMN = "src_chars"
-EXTRA_COLUMNS: tuple[str, ...] = (LENGTH_COLUMN, "end_punct_ok", "sent_diff")
+EXTRA_COLUMNS: tuple[str, ...] = (LENGTH_COLUMN, "end_punct_ok", "sent_diff", "prefix_gain", "source_gap")
 
 FEATURE_DTYPES: dict[str, Any] = {
     "cos": pl.Float32,
@@ -77,6 +85,8 @@ FEATURE_DTYPES: dict[str, Any] = {
     LENGTH_COLUMN: pl.Int32,
     "end_punct_ok": pl.Boolean,
     "sent_diff": pl.Int32,
+    "prefix_gain": pl.Float32,
+    "source_gap": pl.Float32,
 }
 
 
@@ -96,6 +106,7 @@ def pair_features(
     tgt_emb: np.ndarray,
     tgt_lang: str | Sequence[str],
     margin_k: int = 4,
+    encode: Callable[[list[str]], np.ndarray] | None = None,
 ) -> pl.DataFrame:
     """All scores of :data:`FEATURE_COLUMNS` but ``lid_expected``, then :data:`EXTRA_COLUMNS`, for aligned pairs.
 
@@ -108,6 +119,10 @@ def pair_features(
     1000))`` (:func:`margin_k_for_pool`). The k nearest of a large pool are closer than those of a
     small one, so a fixed k would lower every margin as batches grow; scaling k keeps margins of
     pools of 1,000 to 50,000 pairs comparable with the calibration (about 1,000-pair pools).
+
+    ``encode`` (the embedder's ``encode``, returning L2-normalised rows) embeds the prefixes of the
+    targets of 2 or more sentences (:func:`~corpusalign.verify.scores.target_prefix`: the target
+    without its last sentence), all in one call, for ``prefix_gain``; without it ``prefix_gain`` is null.
 
     Example::
 
@@ -127,12 +142,15 @@ def pair_features(
 
     margin = np.full(n, np.nan, dtype=np.float32)
     nn_pair = np.zeros(n, dtype=bool)
+    source_gap = np.full(n, np.nan, dtype=np.float32)
     has_pool = np.zeros(n, dtype=bool)
     lang_arr = np.array(langs, dtype=object)
     for lang in dict.fromkeys(langs):
         idx = np.flatnonzero(lang_arr == lang)
         if len(idx) >= 2:
-            margin[idx], nn_pair[idx] = neighbour_scores(src_emb[idx], tgt_emb[idx], margin_k_for_pool(margin_k, len(idx)))
+            margin[idx], nn_pair[idx], source_gap[idx] = pool_scores(
+                src_emb[idx], tgt_emb[idx], margin_k_for_pool(margin_k, len(idx))
+            )
             has_pool[idx] = True
     return pl.DataFrame(
         {
@@ -147,9 +165,30 @@ def pair_features(
             LENGTH_COLUMN: np.array([len(t) for t in src_texts], dtype=np.int32),
             "end_punct_ok": end_punctuation_agreement(src_texts, tgt_texts),
             "sent_diff": sentence_count_diff(src_texts, tgt_texts),
+            "prefix_gain": pl.Series(_prefix_gain(tgt_texts, langs, src_emb, tgt_emb, encode)).fill_nan(None),
+            "source_gap": pl.Series(source_gap).fill_nan(None),
         },
         schema={c: FEATURE_DTYPES[c] for c in (*FEATURE_COLUMNS[:-1], *EXTRA_COLUMNS)},
     )
+
+
+def _prefix_gain(
+    tgt_texts: list[str],
+    langs: list[str],
+    src_emb: np.ndarray,
+    tgt_emb: np.ndarray,
+    encode: Callable[[list[str]], np.ndarray] | None,
+) -> np.ndarray:
+    """``prefix_coverage`` of each pair, NaN where the target has no prefix (or without ``encode``)."""
+    gain = np.full(len(tgt_texts), np.nan, dtype=np.float32)
+    if encode is None:
+        return gain
+    prefixes = {i: p for i, (t, lang) in enumerate(zip(tgt_texts, langs)) if (p := target_prefix(t, lang)) is not None}
+    if prefixes:
+        idx = list(prefixes)
+        prefix_emb = np.asarray(encode(list(prefixes.values())), dtype=np.float32).reshape(len(idx), -1)
+        gain[idx] = prefix_coverage(src_emb[idx], tgt_emb[idx], prefix_emb)
+    return gain
 
 
 @lru_cache(maxsize=4)

@@ -63,6 +63,8 @@ DESIGN_COLUMNS: tuple[str, ...] = (
     "end_punct_ok",  # 1 when both or neither end a sentence (1 when unknown)
     "sent_extra",  # max(0, sent_diff): sentences the source lacks (0 when unknown)
     "sent_fewer",  # max(0, -sent_diff)
+    "prefix_gain",  # cos(source, target prefix) - cos(source, target); imputed (``impute["prefix_gain"]``) without a prefix
+    "source_gap",  # cos(target, best other source) - cos(target, source); imputed (``impute["source_gap"]``) for a pool of one
 )
 
 #: Hard-rule thresholds (see the module docstring); a gate may override any of them.
@@ -76,8 +78,18 @@ DEFAULT_RULES: dict[str, float] = {
     "len_z_max": 4.0,
     "margin_min": 0.95,
 }
+#: Typical ``prefix_gain`` and ``source_gap`` of a good pair (the shipped ``"*"`` gate's medians,
+#: rounded): what a gate without its own imputed values assumes when they are missing.
+PREFIX_GAIN_IMPUTE = -0.02
+SOURCE_GAP_IMPUTE = -0.03
 #: Imputed values for missing inputs (a calibrated gate stores its own).
-DEFAULT_IMPUTE: dict[str, float] = {"margin": 1.0, "lid_expected": 0.5, "log_chars": math.log1p(40.0)}
+DEFAULT_IMPUTE: dict[str, float] = {
+    "margin": 1.0,
+    "lid_expected": 0.5,
+    "log_chars": math.log1p(40.0),
+    "prefix_gain": PREFIX_GAIN_IMPUTE,
+    "source_gap": SOURCE_GAP_IMPUTE,
+}
 
 REASONS: tuple[str, ...] = (
     "untranslated",
@@ -212,7 +224,8 @@ def design_matrix(features: pl.DataFrame, gate: LanguageGate) -> np.ndarray:
 
     Reads :data:`~corpusalign.verify.features.FEATURE_COLUMNS` and, when present,
     :data:`~corpusalign.verify.features.EXTRA_COLUMNS` (else neutral values).
-    Missing values: ``margin`` and ``lid_expected`` take the gate's imputed values, ``nn_pair`` 0.5,
+    Missing values: ``margin``, ``lid_expected``, ``prefix_gain`` (a single-sentence target)
+    and ``source_gap`` take the gate's imputed values (a typical good pair's), ``nn_pair`` 0.5,
     ``num_agree``/``placeholder_ok``/``script_ok`` 1 (nothing to disagree about), ``copy_sim`` 0,
     ``cos`` 0, ``len_log_ratio`` the gate's mean. Example: a pair with ``len_log_ratio`` two
     standard deviations below the mean gets ``len_z_below = 2`` and ``len_z_above = 0``.
@@ -246,6 +259,8 @@ def design_matrix(features: pl.DataFrame, gate: LanguageGate) -> np.ndarray:
         "end_punct_ok": _column(features, "end_punct_ok", 1.0),
         "sent_extra": np.maximum(0.0, sent_diff),
         "sent_fewer": np.maximum(0.0, -sent_diff),
+        "prefix_gain": _column(features, "prefix_gain", gate.imputed("prefix_gain")),
+        "source_gap": _column(features, "source_gap", gate.imputed("source_gap")),
     }
     return np.column_stack([cols[c] for c in DESIGN_COLUMNS]) if features.height else np.zeros((0, len(DESIGN_COLUMNS)))
 

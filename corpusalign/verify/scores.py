@@ -9,6 +9,10 @@ strings. Every function returns one value per pair, so the results can be added 
 ``margin_scores``           ratio margin (Artetxe & Schwenk, 2019) of each pair within the pool
 ``nearest_is_pair``         ``tgt[i]`` is the nearest neighbour of ``src[i]`` and vice versa
 ``neighbour_scores``        ``margin_scores`` and ``nearest_is_pair`` in one pass over the pool
+``pool_scores``             the same plus ``competing_source_gap``, from the same similarities
+``competing_source_gap``    cosine of ``tgt[i]`` to the best other source minus to ``src[i]``
+``prefix_coverage``         cosine of the source with the target's prefix minus with the whole target
+``target_prefix``           a target without its last sentence (None for a single sentence)
 ``length_log_ratio``        ``log(len(tgt) / len(src))`` in characters
 ``number_agreement``        Jaccard of the numbers (digit sequences after NFKC)
 ``placeholder_agreement``   printf/brace placeholders, URLs and e-mails survive as a multiset
@@ -25,6 +29,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -69,22 +74,37 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, b).astype(np.float32)
 
 
-def _faiss_knn(query: np.ndarray, pool: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+class _Knn(NamedTuple):
+    """Nearest-neighbour statistics of query rows against an aligned pool (row ``i`` of each is pair ``i``)."""
+
+    mean: np.ndarray  # mean cosine to the k nearest pool rows
+    best: np.ndarray  # index of the nearest pool row
+    best_other: np.ndarray  # cosine to the nearest pool row other than the query's own (row i)
+
+
+def _faiss_knn(query: np.ndarray, pool: np.ndarray, k: int) -> _Knn | None:
     try:
         import faiss  # optional: pip install faiss-cpu
     except ImportError:
         return None
     index = faiss.IndexFlatIP(pool.shape[1])
     index.add(np.ascontiguousarray(pool, dtype=np.float32))
-    sims, idx = index.search(np.ascontiguousarray(query, dtype=np.float32), k)
-    return sims.mean(axis=1).astype(np.float32), idx[:, 0].astype(np.int64)
+    sims, idx = index.search(np.ascontiguousarray(query, dtype=np.float32), max(k, 2))
+    own_first = idx[:, 0] == np.arange(len(idx))
+    return _Knn(
+        sims[:, :k].mean(axis=1).astype(np.float32),
+        idx[:, 0].astype(np.int64),
+        np.where(own_first, sims[:, 1], sims[:, 0]).astype(np.float32),
+    )
 
 
-def _knn_mean_and_argmax(query: np.ndarray, pool: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each query row: mean cosine to its ``k`` nearest pool rows, and the index of the nearest.
+def _knn(query: np.ndarray, pool: np.ndarray, k: int) -> _Knn:
+    """For each query row: mean cosine to its ``k`` nearest pool rows, the index of the nearest, and
+    the cosine to the nearest pool row other than its own (the pool row with the same index).
 
     Exact search in row blocks so that at most ``_BLOCK_CELLS`` similarities exist at once; FAISS
-    (exact inner product) for pools above :data:`FAISS_MIN_POOL` rows when it is installed.
+    (exact inner product) for pools above :data:`FAISS_MIN_POOL` rows when it is installed. Needs
+    ``best_other`` is ``-inf`` for a pool of one row.
     """
     n, m = query.shape[0], pool.shape[0]
     if max(n, m) > FAISS_MIN_POOL:
@@ -94,13 +114,57 @@ def _knn_mean_and_argmax(query: np.ndarray, pool: np.ndarray, k: int) -> tuple[n
         log.info("faiss is not installed: exact numpy k-NN over %d x %d pairs (pip install faiss-cpu is faster)", n, m)
     means = np.empty(n, dtype=np.float32)
     best = np.empty(n, dtype=np.int64)
+    best_other = np.empty(n, dtype=np.float32)
     rows = max(1, _BLOCK_CELLS // max(m, 1))
     for start in range(0, n, rows):
         sims = query[start : start + rows] @ pool.T
-        best[start : start + rows] = sims.argmax(axis=1)
+        block = slice(start, start + len(sims))
+        best[block] = sims.argmax(axis=1)
         top = sims if k >= m else np.partition(sims, m - k, axis=1)[:, m - k :]
-        means[start : start + rows] = top.mean(axis=1)
-    return means, best
+        means[block] = top.mean(axis=1)
+        local = np.arange(len(sims))
+        sims[local, start + local] = -np.inf  # the query's own pair does not compete with itself
+        best_other[block] = sims.max(axis=1)
+    return _Knn(means, best, best_other)
+
+
+class PoolScores(NamedTuple):
+    """Scores of each aligned pair within its pool: see :func:`pool_scores`."""
+
+    margin: np.ndarray
+    nn_pair: np.ndarray
+    source_gap: np.ndarray
+
+
+def pool_scores(src: np.ndarray, tgt: np.ndarray, k: int = 4) -> PoolScores:
+    """``margin_scores``, ``nearest_is_pair`` and ``competing_source_gap`` with one search per side.
+
+    The gap comes from the same target-to-source similarities as the margin, so it costs nothing
+    extra. A pool of one pair gets a NaN gap (no other source to compare with).
+
+    Example::
+
+        >>> src = np.eye(3, dtype=np.float32)
+        >>> scores = pool_scores(src, src, k=2)
+        >>> scores.margin.round(2), scores.nn_pair, scores.source_gap
+        (array([2., 2., 2.], dtype=float32), array([ True,  True,  True]), array([-1., -1., -1.], dtype=float32))
+    """
+    a, b = _check_aligned(src, tgt)
+    n = a.shape[0]
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if n == 0:
+        return PoolScores(np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.float32))
+    cos = cosine_rows(a, b)
+    k = min(k, n)
+    src_knn = _knn(a, b, k)  # x -> its nearest targets
+    tgt_knn = _knn(b, a, k)  # y -> its nearest sources
+    denom = src_knn.mean / 2 + tgt_knn.mean / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.where(np.abs(denom) > 1e-12, cos / denom, 0.0).astype(np.float32)
+    idx = np.arange(n)
+    gap = (tgt_knn.best_other - cos).astype(np.float32) if n >= 2 else np.full(n, np.nan, dtype=np.float32)
+    return PoolScores(margin, (src_knn.best == idx) & (tgt_knn.best == idx), gap)
 
 
 def neighbour_scores(src: np.ndarray, tgt: np.ndarray, k: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -113,21 +177,8 @@ def neighbour_scores(src: np.ndarray, tgt: np.ndarray, k: int = 4) -> tuple[np.n
         >>> margin.round(2), nn
         (array([2., 2., 2.], dtype=float32), array([ True,  True,  True]))
     """
-    a, b = _check_aligned(src, tgt)
-    n = a.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool)
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    k = min(k, n)
-    cos = cosine_rows(a, b)
-    src_knn, src_best = _knn_mean_and_argmax(a, b, k)  # x -> its nearest targets
-    tgt_knn, tgt_best = _knn_mean_and_argmax(b, a, k)  # y -> its nearest sources
-    denom = src_knn / 2 + tgt_knn / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        margin = np.where(np.abs(denom) > 1e-12, cos / denom, 0.0).astype(np.float32)
-    idx = np.arange(n)
-    return margin, (src_best == idx) & (tgt_best == idx)
+    scores = pool_scores(src, tgt, k)
+    return scores.margin, scores.nn_pair
 
 
 def margin_scores(src: np.ndarray, tgt: np.ndarray, k: int = 4) -> np.ndarray:
@@ -166,6 +217,77 @@ def nearest_is_pair(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
         (array([ True,  True]), array([False, False]))
     """
     return neighbour_scores(src, tgt, k=1)[1]
+
+
+def competing_source_gap(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
+    """Cosine of ``tgt[i]`` to the most similar OTHER source of the pool minus its cosine to ``src[i]``, float32.
+
+    Below 0 when the target is closer to its own source than to any other (a good pair), above 0
+    when some other source of the pool fits it better (a misaligned pair). NaN for a pool of one
+    pair. :func:`pool_scores` computes it with the margin at no extra cost.
+
+    Example::
+
+        >>> src = np.array([[1.0, 0.0], [0.0, 1.0]])
+        >>> tgt = np.array([[0.8, 0.6], [0.8, 0.6]])  # both targets lean towards source 0
+        >>> competing_source_gap(src, tgt).round(2)
+        array([-0.2,  0.2], dtype=float32)
+    """
+    return pool_scores(src, tgt, k=1).source_gap
+
+
+#: A target with at least this many sentences gets a prefix (:func:`target_prefix`).
+PREFIX_MIN_SENTENCES = 2
+#: Where a sentence ends inside a text: final punctuation and closing quotes, then a space (none
+#: needed after full-width punctuation).
+_SENTENCE_CUT = re.compile(r"[。！？．।॥።]+[」』）”“\"'»’)\]]*|[.!?…؟۔։]+[\"'»”“’」』)）\]]*(?=\s)")
+
+
+def target_prefix(text: str, lang: str | None = None) -> str | None:
+    """``text`` without its last sentence, or ``None`` when it has fewer than :data:`PREFIX_MIN_SENTENCES`.
+
+    A sentence ends at final punctuation (``.!?…``, ``।``, ``؟``, ...) and any closing quotes followed
+    by a space, or at full-width ``。！？`` (no space needed), so the cut works for languages written
+    without spaces too (``lang`` is accepted for symmetry with the other text scores and not
+    needed). A translation followed by an unrelated sentence has the translation as its prefix; a
+    faithful multi-sentence translation loses part of its meaning with its last sentence.
+
+    Example::
+
+        >>> target_prefix("Es ist heiß. Der Zug fährt um fünf ab.", "de")
+        'Es ist heiß.'
+        >>> target_prefix("暑いです。電車は五時に出ます。", "ja")
+        '暑いです。'
+        >>> target_prefix("Es ist heiß.", "de") is None
+        True
+    """
+    text = (text or "").strip()
+    body = len(text.rstrip(_CLOSERS))
+    cuts = [m.end() for m in _SENTENCE_CUT.finditer(text) if m.end() < body]  # sentence ends before the last sentence
+    if len(cuts) + 1 < PREFIX_MIN_SENTENCES:
+        return None
+    return text[: cuts[-1]].strip() or None
+
+
+def prefix_coverage(src: np.ndarray, tgt: np.ndarray, tgt_prefix: np.ndarray) -> np.ndarray:
+    """``cos(src[i], tgt_prefix[i]) - cos(src[i], tgt[i])``: how much better the target's prefix
+    (:func:`target_prefix`: all but its last sentence) matches the source than the whole target, float32.
+
+    Below 0 for a faithful translation (the prefix leaves part of the source's meaning out), above 0
+    when the target carries content the source lacks (the prefix is the translation, the last
+    sentence is extra). A NaN row of ``tgt_prefix`` (a target without a prefix) gives NaN.
+
+    Example::
+
+        >>> src = np.array([[1.0, 0.0], [1.0, 0.0]])
+        >>> tgt = np.array([[0.6, 0.8], [1.0, 0.0]])  # the first target drifts away from its source
+        >>> prefix = np.array([[1.0, 0.0], [0.8, 0.6]])
+        >>> prefix_coverage(src, tgt, prefix).round(2)
+        array([ 0.4, -0.2], dtype=float32)
+    """
+    a, b = _check_aligned(src, tgt)
+    _, p = _check_aligned(src, tgt_prefix)
+    return (cosine_rows(a, p) - cosine_rows(a, b)).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
