@@ -69,6 +69,9 @@ from corpusalign.translate.base import make_translator
 log = logging.getLogger(__name__)
 
 WORK = "_work"
+#: Version of what an unfinished build keeps in ``_work/`` (files and columns). A resume needs the
+#: same one: bump it when that changes (2: separate read stage; verify adds prefix_gain/source_gap).
+WORK_LAYOUT = 2
 LOCK = ".lock"
 
 
@@ -392,6 +395,12 @@ class Runner:
                 (self.out / f).unlink(missing_ok=True)
         elif state_path.exists():
             state = json.loads(state_path.read_text())
+            if state.get("layout", 1) != WORK_LAYOUT:
+                raise BuildError(
+                    f"{self.out} holds an unfinished build from another corpusalign version (work layout "
+                    f"{state.get('layout', 1)}, this version uses {WORK_LAYOUT}); it cannot be resumed: "
+                    "pass --overwrite to start again"
+                )
             if state.get("fingerprint") != fingerprint:
                 raise BuildError(
                     f"{self.out} holds an unfinished build with other inputs or configuration; "
@@ -410,7 +419,8 @@ class Runner:
                 (self.out / f).unlink(missing_ok=True)
         elif has_output:
             raise BuildError(f"{self.out} already holds a corpus; pass --overwrite to replace it or pick another --output")
-        write_json({"fingerprint": fingerprint, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}, state_path)
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_json({"fingerprint": fingerprint, "layout": WORK_LAYOUT, "started": started}, state_path)
         return False
 
     # ---------------------------------------------------------------- stage 1: read and score batches

@@ -187,3 +187,26 @@ def test_resume_with_changed_input_is_refused(
         fh.write(json.dumps({"concept_id": "new", "en": "A record added after the interruption."}) + "\n")
     with pytest.raises(BuildError, match="--overwrite"):
         build(CFG, [mine], out, progress=False)
+
+
+def test_resume_of_another_work_layout_is_refused(
+    reference: tuple[Path, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unfinished build left by a corpusalign with another ``_work/`` layout (an older state.json has
+    no ``layout``) is refused with a clear message, not resumed into a crash; --overwrite starts again."""
+    inp, expected = reference
+    out = tmp_path / "corpus"
+    with monkeypatch.context() as mp:
+        INTERRUPTIONS["stage1-after-2-batches"](mp)
+        with pytest.raises(KeyboardInterrupt):
+            build(CFG, [inp], out, progress=False)
+    state_path = out / "_work" / "state.json"
+    state = json.loads(state_path.read_text())
+    assert state["layout"] == runner.WORK_LAYOUT
+    del state["layout"]  # what a build from before the layout version wrote
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(BuildError, match="another corpusalign version") as info:
+        build(CFG, [inp], out, progress=False)
+    assert "--overwrite" in str(info.value)
+    build(CFG, [inp], out, overwrite=True, progress=False)
+    assert outcome(out) == expected
