@@ -618,6 +618,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument(
+        "--dump-pairs",
+        type=Path,
+        default=None,
+        help="also write every held-out pair with its scores, corpusalign's decision and reason to this Parquet file",
+    )
+    ap.add_argument(
         "--diagnose",
         action="store_true",
         help="also measure candidate signals next to the gate's inputs, on the calibration split (about 1-2 min more)",
@@ -760,6 +766,12 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(results, list(keeps))
     results["targets"] = check_targets(results)
     results["analysis"] = failure_analysis(feats, keep_ca, reasons_ca)
+    if args.dump_pairs:
+        args.dump_pairs.parent.mkdir(parents=True, exist_ok=True)
+        feats.with_columns(
+            pl.Series("keep", keep_ca, dtype=pl.Boolean), pl.Series("reason", reasons_ca, dtype=pl.String)
+        ).write_parquet(args.dump_pairs)
+        log.info("held-out pairs with decisions: %s", args.dump_pairs)
     if args.diagnose:
         t = time.perf_counter()
         results["diagnostics"] = diagnose_signals(calib_concepts, embedder, args.seed + 2, args.corrupt_share)
