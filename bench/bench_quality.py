@@ -252,7 +252,9 @@ def gate_keep(feats: pl.DataFrame, gates: dict) -> tuple[np.ndarray, list[str | 
         gate = gates.get(str(lang), gates.get("*"))
         if gate is None:
             raise KeyError(f"no gate for {lang!r} and no '*' gate")
-        got, _ = decide(part.drop("_i", "verify_p", strict=False), gate, part["lid_lang"].to_list(), str(lang))
+        got, _ = decide(
+            part.drop("_i", "verify_p", strict=False), gate, part["lid_lang"].to_list(), str(lang), part["lid_score"].to_list()
+        )
         for i, reason in zip(part["_i"].to_list(), got, strict=True):
             reasons[i] = reason
     row_reject = select_lid_rejects(feats)

@@ -167,6 +167,18 @@ def test_language_id_needs_another_top_guess() -> None:
     assert decide(_rows({"lid_expected": 0.0}), GATE, None, "de")[0] == [None]
 
 
+def test_language_id_hard_rule_needs_a_confident_other_guess() -> None:
+    """A hesitant top guess (fastText's ``fr`` at 0.19 for a Swahili sentence) does not decide alone:
+    the probability does; a confident one (or one of unknown confidence) still drops the row."""
+    ruled_out = _rows({"lid_expected": 0.0}, {"lid_expected": 0.0}, {"lid_expected": 0.0})
+    reasons, _ = decide(ruled_out, GATE, ["fr", "fr", "fr"], "de", [0.19, 0.97, None])
+    assert reasons == [None, "wrong_language", "wrong_language"]
+    with pytest.raises(ValueError, match="lid_score"):
+        decide(ruled_out, GATE, ["fr", "fr", "fr"], "de", [0.9])
+    stricter = LanguageGate.from_dict({**GATE.to_dict(), "rules": {"lid_other_min": 0.1}})
+    assert decide(ruled_out[:1], stricter, ["fr"], "de", [0.19])[0] == ["wrong_language"]
+
+
 def test_shipped_gates() -> None:
     assert {"de", "ja", "sw", "*"} <= set(DEFAULT_GATES)
     for gate in DEFAULT_GATES.values():

@@ -129,7 +129,11 @@ class SelectStep(Step):
         for (lang,), part in todo.group_by("lang", maintain_order=True):
             gate = gate_for(self.gates, str(lang))
             reasons, details = decide(
-                part.select(*FEATURE_COLUMNS, *EXTRA_COLUMNS, "verify_p"), gate, part["lid_lang"].to_list(), str(lang)
+                part.select(*FEATURE_COLUMNS, *EXTRA_COLUMNS, "verify_p"),
+                gate,
+                part["lid_lang"].to_list(),
+                str(lang),
+                part["lid_score"].to_list(),
             )
             decided.append(
                 pl.DataFrame(

@@ -100,13 +100,18 @@ class CalibrationResult:
 
 
 def _lid_columns(texts: list[str], langs: list[str], lid: LidSpec) -> list[pl.Series]:
-    """``lid_expected`` (and ``lid_lang``, the top guess, with fastText) for the texts, as columns."""
+    """``lid_expected`` (and, with fastText, ``lid_lang`` and ``lid_score``: the top guess and its
+    probability) for the texts, as columns."""
     if lid is False:
         return [pl.Series("lid_expected", [None] * len(texts), dtype=pl.Float32)]
     if callable(lid):
         return [pl.Series("lid_expected", np.asarray(lid(texts, langs), dtype=np.float32), dtype=pl.Float32)]
-    top, _, expected = lid_predictions(texts, langs, model_path=lid if isinstance(lid, str) else None)
-    return [pl.Series("lid_expected", expected, dtype=pl.Float32), pl.Series("lid_lang", top, dtype=pl.String)]
+    top, top_p, expected = lid_predictions(texts, langs, model_path=lid if isinstance(lid, str) else None)
+    return [
+        pl.Series("lid_expected", expected, dtype=pl.Float32),
+        pl.Series("lid_lang", top, dtype=pl.String),
+        pl.Series("lid_score", top_p, dtype=pl.Float32),
+    ]
 
 
 def score_pairs(
@@ -241,12 +246,16 @@ def _hard_mask(feats: pl.DataFrame, gate: LanguageGate, lang: str) -> np.ndarray
     """True where a hard rule of ``gate`` rejects the row (whatever the probability)."""
     always_keep = LanguageGate(**{**gate.__dict__, "threshold": 0.0})
     probe = feats.with_columns(pl.lit(1.0).alias("verify_p"))
-    reasons, _ = decide(probe, always_keep, _lid_guesses(feats), lang)
+    reasons, _ = decide(probe, always_keep, _lid_guesses(feats), lang, _lid_scores(feats))
     return np.array([r is not None for r in reasons], dtype=bool)
 
 
 def _lid_guesses(feats: pl.DataFrame) -> list[str | None] | None:
     return feats["lid_lang"].to_list() if "lid_lang" in feats.columns else None
+
+
+def _lid_scores(feats: pl.DataFrame) -> list[float | None] | None:
+    return feats["lid_score"].to_list() if "lid_score" in feats.columns else None
 
 
 def _fit_lr(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
@@ -691,7 +700,7 @@ def apply_gates(feats: pl.DataFrame, gates: dict[str, LanguageGate]) -> pl.DataF
         if gate is None:
             raise KeyError(f"no gate for {lang!r} and no '*' gate")
         probe = part.drop("verify_p", strict=False)
-        reasons, details = decide(probe, gate, _lid_guesses(part), str(lang))
+        reasons, details = decide(probe, gate, _lid_guesses(part), str(lang), _lid_scores(part))
         from corpusalign.verify.gate import predict_proba
 
         parts.append(
@@ -776,11 +785,12 @@ def calibrate(
     """Fit one :class:`LanguageGate` per target language of ``pairs`` plus the pooled ``"*"`` gate.
 
     ``pairs``: ``concept_id, lang, src_text, tgt_text`` and optionally ``label`` (bool, ``True`` =
-    faithful), ``kind`` (fault kind, for the metrics), ``lid_expected`` and ``lid_lang``; in the
+    faithful), ``kind`` (fault kind, for the metrics), ``lid_expected``, ``lid_lang`` and ``lid_score``; in the
     synthetic mode, extra columns named by a language code (``fr``) give the concept's text in
     languages that are not calibrated but may fill ``wrong_language`` faults. ``embedder``:
     the embedder the gates are for. ``src``: the source language. ``lid``: how to get
-    ``lid_expected`` (and ``lid_lang``, the top guess the hard ``wrong_language`` rule needs) when
+    ``lid_expected`` (and ``lid_lang`` and ``lid_score``, the top guess and its probability, which the
+    hard ``wrong_language`` rule needs) when
     ``pairs`` lacks it: ``None``/``True`` the bundled fastText lid.176, a path to another fastText
     model, a callable ``(texts, langs) -> probabilities`` (no top guess then), or ``False`` (none:
     the gates then impute it). ``target_precision``: choose thresholds for the best recall at this

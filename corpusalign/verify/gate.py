@@ -10,8 +10,10 @@ reason (most specific 1st)  hard rule (thresholds in ``LanguageGate.rules``)
 ==========================  =======================================================================
 ``untranslated``            ``copy_sim >= copy_sim_max`` (a copy of the source)
 ``wrong_language``          ``script_ok < script_min``, or language ID's top guess is another
-                            language and the expected one has ``lid_expected < lid_min_any``, or
-                            ``< lid_min`` while the target has at least ``lid_min_chars`` characters
+                            language with probability ``>= lid_other_min`` and the expected one
+                            has ``lid_expected < lid_min_any``, or ``< lid_min`` while the target
+                            has at least ``lid_min_chars`` characters (a hesitant guess, such as
+                            ``fr`` at 0.19 for a Swahili sentence, is left to the probability)
 ``placeholder_mismatch``    ``placeholder_ok`` is false
 ``number_mismatch``         ``num_agree < num_min``
 ``truncated``               length z-score ``< -len_z_max``
@@ -74,6 +76,7 @@ DEFAULT_RULES: dict[str, float] = {
     "lid_min": 0.01,
     "lid_min_chars": 25.0,
     "lid_min_any": 0.001,
+    "lid_other_min": 0.5,
     "num_min": 0.5,
     "len_z_max": 4.0,
     "margin_min": 0.95,
@@ -276,13 +279,18 @@ def predict_proba(features: pl.DataFrame, gate: LanguageGate) -> np.ndarray:
 
 
 def decide(
-    features: pl.DataFrame, gate: LanguageGate, lid_lang: Sequence[str | None] | None, lang: str
+    features: pl.DataFrame,
+    gate: LanguageGate,
+    lid_lang: Sequence[str | None] | None,
+    lang: str,
+    lid_score: Sequence[float | None] | None = None,
 ) -> tuple[list[str | None], list[str | None]]:
     """``(reason, detail)`` per row: ``(None, None)`` for a kept row, else one of :data:`REASONS` and a short explanation.
 
     ``features`` holds the score columns (and ``verify_p`` when the verify step already computed the
     probability; otherwise :func:`predict_proba` computes it). ``lid_lang``: language ID's top guess
-    per row (or ``None``). ``lang``: the expected language of the rows.
+    per row (or ``None``), ``lid_score`` its probability (unknown: the guess counts as confident).
+    ``lang``: the expected language of the rows.
 
     Example: a target that is a copy of its source (``copy_sim = 1``) gets ``("untranslated",
     "copy of the source (character 3-gram similarity 1.00)")`` whatever its probability.
@@ -290,6 +298,8 @@ def decide(
     n = features.height
     if lid_lang is not None and len(lid_lang) != n:
         raise ValueError(f"lid_lang has {len(lid_lang)} entries for {n} rows")
+    if lid_score is not None and len(lid_score) != n:
+        raise ValueError(f"lid_score has {len(lid_score)} entries for {n} rows")
     p = predict_proba(features, gate)
     if "verify_p" in features.columns:
         given = features["verify_p"].cast(pl.Float64).fill_nan(None).to_numpy()
@@ -304,13 +314,14 @@ def decide(
     nn = features["nn_pair"].cast(pl.Float64).to_numpy() if "nn_pair" in features.columns else np.full(n, np.nan)
     chars = _column(features, LENGTH_COLUMN, np.inf) * np.exp(_column(features, "len_log_ratio", 0.0))
     guesses = list(lid_lang) if lid_lang is not None else [None] * n
+    sure = [s is None or s != s or s >= gate.rule("lid_other_min") for s in (lid_score if lid_score is not None else [None] * n)]
 
     r = gate.rule
     reasons: list[str | None] = []
     details: list[str | None] = []
     for i in range(n):
         lid_i = None if np.isnan(lid[i]) else float(lid[i])
-        other = guesses[i] if guesses[i] and guesses[i] != lang else None
+        other = guesses[i] if guesses[i] and guesses[i] != lang and sure[i] else None
         mis = not np.isnan(nn[i]) and nn[i] < 0.5 and not np.isnan(margin[i]) and margin[i] < r("margin_min")
         hard: list[tuple[str, str]] = []
         if copy[i] >= r("copy_sim_max"):
