@@ -85,6 +85,14 @@ INTERRUPTIONS = {
 }
 
 
+def _interrupt_build(where: str, inp: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the build of ``inp`` into ``out`` until the interruption ``where`` stops it."""
+    with monkeypatch.context() as mp:
+        INTERRUPTIONS[where](mp)
+        with pytest.raises(KeyboardInterrupt):
+            build(CFG, [inp], out, progress=False)
+
+
 @pytest.mark.parametrize("where", list(INTERRUPTIONS))
 def test_resume_gives_the_same_corpus(
     where: str, reference: tuple[Path, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -127,10 +135,7 @@ def test_leftover_tmp_files_removed_on_resume(
 ) -> None:
     inp, expected = reference
     out = tmp_path / "corpus"
-    with monkeypatch.context() as mp:
-        INTERRUPTIONS["stage3-mid-batch"](mp)
-        with pytest.raises(KeyboardInterrupt):
-            build(CFG, [inp], out, progress=False)
+    _interrupt_build("stage3-mid-batch", inp, out, monkeypatch)
     leftovers = [
         out / "shards" / "part-00000-000.parquet.tmp",
         out / "rejected" / "part-000000.parquet.tmp",
@@ -152,10 +157,7 @@ def test_resume_with_other_config_is_refused(
 ) -> None:
     inp, expected = reference
     out = tmp_path / "corpus"
-    with monkeypatch.context() as mp:
-        INTERRUPTIONS["stage1-after-2-batches"](mp)
-        with pytest.raises(KeyboardInterrupt):
-            build(CFG, [inp], out, progress=False)
+    _interrupt_build("stage1-after-2-batches", inp, out, monkeypatch)
     staged = sorted((out / "_work" / "stage1").glob("*.parquet"))
     assert len(staged) == 2
     other = small_config(batch_size=50, shards__max_rows=7, select__max_chars=100)
@@ -179,10 +181,7 @@ def test_resume_with_changed_input_is_refused(
     mine = tmp_path / "in.jsonl"
     mine.write_bytes(inp.read_bytes())
     out = tmp_path / "corpus"
-    with monkeypatch.context() as mp:
-        INTERRUPTIONS["stage2"](mp)
-        with pytest.raises(KeyboardInterrupt):
-            build(CFG, [mine], out, progress=False)
+    _interrupt_build("stage2", mine, out, monkeypatch)
     with open(mine, "a", encoding="utf-8") as fh:
         fh.write(json.dumps({"concept_id": "new", "en": "A record added after the interruption."}) + "\n")
     with pytest.raises(BuildError, match="--overwrite"):
@@ -196,10 +195,7 @@ def test_resume_of_another_work_layout_is_refused(
     no ``layout``) is refused with a clear message, not resumed into a crash; --overwrite starts again."""
     inp, expected = reference
     out = tmp_path / "corpus"
-    with monkeypatch.context() as mp:
-        INTERRUPTIONS["stage1-after-2-batches"](mp)
-        with pytest.raises(KeyboardInterrupt):
-            build(CFG, [inp], out, progress=False)
+    _interrupt_build("stage1-after-2-batches", inp, out, monkeypatch)
     state_path = out / "_work" / "state.json"
     state = json.loads(state_path.read_text())
     assert state["layout"] == runner.WORK_LAYOUT
