@@ -99,11 +99,12 @@ def test_transient_faults_are_retried_until_the_text_succeeds(fake_openai: FakeO
         "garbled": ["malformed"],
         "no choices": ["nochoices"],
         "rate limited": ["429"],
-        "too slow": ["slow:2"],
+        "too slow": ["slow:3"],
     }
     for text, script in faults.items():
         fake_openai.script[text] = list(script)
-    mt = _translator(fake_openai, timeout_s=0.3)
+    # a timeout well above a loaded machine's response time: only the scripted faults may be retried
+    mt = _translator(fake_openai, timeout_s=1.0)
     texts = [*faults, "fine"]
     out = mt.translate(texts, "en", "de")
     assert out == [fake_translation(t, "de") for t in texts]
@@ -283,10 +284,10 @@ def test_build_with_faults_loses_nothing_and_the_same_command_finishes_the_failu
     fake_openai.table.update({(r["en"], lang): r[lang] for r in rows for lang in ("de", "ja")})
     en = [r["en"] for r in rows]
     # permanent faults (both languages fail) ...
-    broken = {en[0]: "500", en[1]: "drop", en[2]: "malformed", en[3]: "slow:2", en[4]: "400"}
+    broken = {en[0]: "500", en[1]: "drop", en[2]: "malformed", en[3]: "slow:4", en[4]: "400"}
     fake_openai.always.update(broken)
     # ... and transient ones: two faults per text, shared by de and ja, fit in 2 retries
-    transient = {en[5]: ["500", "drop"], en[6]: ["429:0.2", "503"], en[7]: ["slow:2"], en[8]: ["nochoices", "502"]}
+    transient = {en[5]: ["500", "drop"], en[6]: ["429:0.2", "503"], en[7]: ["slow:4"], en[8]: ["nochoices", "502"]}
     for text, script in transient.items():
         fake_openai.script[text] = list(script)
     kw = {
@@ -295,7 +296,9 @@ def test_build_with_faults_loses_nothing_and_the_same_command_finishes_the_failu
         "translate__translator": "openai",
         "translate__model": "fake-mt",
         "translate__cache_path": str(tmp_path / "c.sqlite"),
-        "translate__openai": _openai(fake_openai, timeout_s=0.3, concurrency=8),
+        # timeout well above a loaded machine's response time (8 requests in flight on 2 cores), so
+        # that only the scripted faults fail a request
+        "translate__openai": _openai(fake_openai, timeout_s=1.5, concurrency=8),
     }
     out = tmp_path / "out"
 
@@ -314,7 +317,7 @@ def test_build_with_faults_loses_nothing_and_the_same_command_finishes_the_failu
             "after 3 attempts"
         )
         assert reasons[(en[2], lang)] == "text: malformed response (not JSON) after 3 attempts"
-        assert reasons[(en[3], lang)] == "text: timed out (timeout_s 0.3) after 3 attempts"
+        assert reasons[(en[3], lang)] == "text: timed out (timeout_s 1.5) after 3 attempts"
         assert reasons[(en[4], lang)].startswith("text: HTTP 400 (not retried): ")
     machine = first.shards.filter(pl.col("lang") != "en")
     assert machine.height == 50 and set(machine["translator"]) == {"openai"} and set(machine["model"]) == {"fake-mt"}
