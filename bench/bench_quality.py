@@ -623,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         "--dump-pairs",
         type=Path,
         default=None,
-        help="also write every held-out pair with its scores, corpusalign's decision and reason to this Parquet file",
+        help="also write every held-out pair with its scores, corpusalign's probability, decision and reason to this Parquet file",
     )
     ap.add_argument(
         "--diagnose",
@@ -770,8 +770,16 @@ def main(argv: list[str] | None = None) -> int:
     results["analysis"] = failure_analysis(feats, keep_ca, reasons_ca)
     if args.dump_pairs:
         args.dump_pairs.parent.mkdir(parents=True, exist_ok=True)
+        from corpusalign.verify.gate import predict_proba
+
+        p = np.zeros(feats.height)
+        for (lang,), part in feats.with_row_index("_i").group_by("lang"):
+            gate = result.gates.get(str(lang), result.gates.get("*"))
+            p[part["_i"].to_numpy()] = predict_proba(part, gate)
         feats.with_columns(
-            pl.Series("keep", keep_ca, dtype=pl.Boolean), pl.Series("reason", reasons_ca, dtype=pl.String)
+            pl.Series("verify_p", p, dtype=pl.Float32),
+            pl.Series("keep", keep_ca, dtype=pl.Boolean),
+            pl.Series("reason", reasons_ca, dtype=pl.String),
         ).write_parquet(args.dump_pairs)
         log.info("held-out pairs with decisions: %s", args.dump_pairs)
     if args.diagnose:
