@@ -623,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         "--dump-pairs",
         type=Path,
         default=None,
-        help="also write every held-out pair with its scores, corpusalign's probability, decision and reason to this Parquet file",
+        help="also write every held-out pair with its scores, corpusalign's probability, decision and reason (Parquet)",
     )
     ap.add_argument(
         "--diagnose",
