@@ -89,8 +89,12 @@ def main() -> int:
             "ray_seconds": [round(t, 2) for t in times["ray"]],
             "ray_over_local": round(best["ray"] / best["local"], 3),
         }
-    result["machine"] = {"nproc": os.cpu_count(), "python": platform.python_version(), "load_before": load_before,
-                         "load_after": os.getloadavg()}
+    result["machine"] = {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+    }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=2) + "\n")
     print(f"Ray start + shutdown alone: {result['ray_start_seconds']:.1f} s")

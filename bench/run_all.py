@@ -42,12 +42,35 @@ def suite(quick: bool) -> list[tuple[str, list[str]]]:
     if quick:
         q = HERE / "results" / "quick"  # small-size results never replace the real ones
         return [
-            ("pipeline", ["bench_pipeline.py", "--sizes", "3000,30000", "--repeat", "1", "--minhash-texts", "0",
-                          "--results", str(q / "pipeline.json")]),
+            (
+                "pipeline",
+                [
+                    "bench_pipeline.py",
+                    "--sizes",
+                    "3000,30000",
+                    "--repeat",
+                    "1",
+                    "--minhash-texts",
+                    "0",
+                    "--results",
+                    str(q / "pipeline.json"),
+                ],
+            ),
             ("dedup", ["bench_dedup.py", "--smoke", "--results", str(q / "dedup.json")]),
             ("overhead", ["bench_build_model_share.py", "--rows", "600", "--result", str(q / "build_model_share.json")]),
-            ("executors", ["bench_executors.py", "--rows", "3000", "--repeat", "1", "--skip-verified",
-                           "--results", str(q / "executors.json")]),
+            (
+                "executors",
+                [
+                    "bench_executors.py",
+                    "--rows",
+                    "3000",
+                    "--repeat",
+                    "1",
+                    "--skip-verified",
+                    "--results",
+                    str(q / "executors.json"),
+                ],
+            ),
         ]
     return [
         ("pipeline", ["bench_pipeline.py", "--repeat", "1"]),

@@ -506,6 +506,7 @@ class Runner:
             for name in (f"read-{i:06d}.json", f"stage1-{i:06d}.json"):
                 d = json.loads((self.work / "stats" / name).read_text())
                 self.stats = self.stats.merge(RunStats.from_dict(d["stats"]))
+
     def _staged(self) -> pl.LazyFrame:
         return pl.scan_parquet(self.work / "stage1" / "part-*.parquet")
 

@@ -49,7 +49,7 @@ def _near_copy(text: str) -> str:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ray-input")
     path = write_input(root / "in.jsonl", n_tatoeba=90, n_udhr=12)
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("{\"")]
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.startswith('{"')]
     extra = []
     udhr = [r for r in records if len(r.get("en", "")) >= 120][:3]
     assert len(udhr) == 3, "the input needs long English texts to near-duplicate"
