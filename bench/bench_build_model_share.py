@@ -68,7 +68,7 @@ def build_config(pipeline: Path) -> Any:
     return load_config(pipeline, src=SRC, tgt=TGT)
 
 
-def encode_calls(batch: Any, src: str, fields: tuple[str, ...]) -> list[list[str]]:
+def encode_calls(batch: Any, src: str, fields: tuple[str, ...], prefixes: bool = True) -> list[list[str]]:
     """The ``Embedder.encode`` calls VerifyStep.process makes on ``batch`` (mirrors corpusalign/steps/verify.py)."""
     import polars as pl
 
@@ -91,8 +91,8 @@ def encode_calls(batch: Any, src: str, fields: tuple[str, ...]) -> list[list[str
         for f in fields:
             call(part[f"_src_{f}"].to_list())  # source side
             call(part[f].to_list())  # target side
-            # the prefixes of multi-sentence targets, for prefix_gain (see verify/features.py)
-            call([p for t in part[f].to_list() if (p := target_prefix(t, str(lang))) is not None])
+            if prefixes:  # the prefixes of multi-sentence targets, for prefix_gain (see verify/features.py)
+                call([p for t in part[f].to_list() if (p := target_prefix(t, str(lang))) is not None])
     return calls
 
 
@@ -182,7 +182,7 @@ def main() -> int:
         parts = sorted((out / "_work" / "stage1").glob("part-*.parquet"))
         if not parts:
             raise SystemExit(f"no staged batches in {out / '_work' / 'stage1'}: was the build run with --keep-work?")
-        batches = [encode_calls(pl.read_parquet(p), cfg.src, cfg.fields) for p in parts]
+        batches = [encode_calls(pl.read_parquet(p), cfg.src, cfg.fields, cfg.verify.prefix_gain) for p in parts]
         reconstructed = sum(len(t) for calls in batches for t in calls)
         diff = abs(reconstructed - texts) / max(texts, 1)
         print(f"texts embedded: build counter {texts:,}, reconstructed from {len(parts)} staged batches {reconstructed:,}")

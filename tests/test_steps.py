@@ -362,3 +362,55 @@ def test_every_pipeline_file_loads(path: Path) -> None:
     """Build pipeline files; ``train-*.yaml`` are training parameters (tests/test_train_loop.py)."""
     cfg = load_config(path)
     assert cfg.src not in cfg.tgt
+
+
+# ----------------------------------------------------------------------------------------- verify
+class _CountingEmbedder:
+    """A stand-in for an embedder: hashed unit vectors, and every text it was asked to embed."""
+
+    name, model, dim = "counting", "hash", 16
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def setup(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return "counting"
+
+    def encode(self, texts: list[str]) -> Any:
+        import zlib
+
+        import numpy as np
+
+        self.seen.extend(texts)
+        vecs = np.stack([np.random.default_rng(zlib.crc32(t.encode())).standard_normal(self.dim) for t in texts])
+        return (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("prefix_gain", [True, False])
+def test_verify_step_embeds_target_prefixes_unless_switched_off(prefix_gain: bool) -> None:
+    from corpusalign.steps.verify import VerifyStep
+
+    rows = []
+    for seq, (en, de) in enumerate(
+        [
+            ("It is hot. The train leaves at five.", "Es ist heiß. Der Zug fährt um fünf ab."),
+            ("Good morning.", "Guten Morgen."),
+            ("Where is the station?", "Wo ist der Bahnhof? Ich habe mich verlaufen."),
+        ]
+    ):
+        rows.append({"_seq": seq, "concept_id": f"c{seq}", "lang": "en", "text": en, "origin": "source"})
+        rows.append({"_seq": seq, "concept_id": f"c{seq}", "lang": "de", "text": de, "origin": "human"})
+    batch = make_batch(rows).with_columns(pl.lit(0.99, dtype=pl.Float32).alias("lid_expected"))
+    cfg = load_config(None, src="en", tgt=("de",), verify__prefix_gain=prefix_gain)
+    embedder = _CountingEmbedder()
+    out = VerifyStep(embedder, cfg).process(batch, StepStats())  # type: ignore[arg-type]
+    de = out.filter(pl.col("lang") == "de").sort("_seq")
+    prefixes = {"Es ist heiß.", "Wo ist der Bahnhof?"}  # the two German targets of two sentences
+    assert prefixes <= set(embedder.seen) if prefix_gain else not prefixes & set(embedder.seen)
+    assert len(embedder.seen) == 6 + (2 if prefix_gain else 0)  # every distinct text once
+    gain = de["prefix_gain"].to_list()
+    assert (gain[1] is None) and ((gain[0] is not None and gain[2] is not None) if prefix_gain else gain == [None] * 3)
+    assert de["verify_p"].null_count() == 0

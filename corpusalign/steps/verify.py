@@ -11,8 +11,9 @@ applies the gate.
 Per batch and target language, the pool for margin scoring is that language's pairs in the batch
 (``batch_size`` concepts, 10,000 by default), embedded in one batched call per side, plus one call
 for the prefixes of the targets of 2 or more sentences (``prefix_gain``: the target without its last
-sentence); every distinct text is embedded once. A multi-field concept is scored field by field and
-keeps the scores of its weakest field (lowest ``verify_p``).
+sentence; ``verify.prefix_gain: false`` skips it); every distinct text is embedded once. A
+multi-field concept is scored field by field and keeps the scores of its weakest field (lowest
+``verify_p``).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class VerifyStep(Step):
                         self._embed(tgt_texts, cache, stats),
                         str(lang),
                         margin_k=cfg.verify.margin_k,
-                        encode=lambda texts: self._embed(texts, cache, stats),
+                        encode=(lambda texts: self._embed(texts, cache, stats)) if cfg.verify.prefix_gain else None,
                     ).with_columns(part["lid_expected"].alias("lid_expected"))
                     feats = feats.with_columns(pl.Series("verify_p", predict_proba(feats, gate), dtype=pl.Float32))
                     if best is None:
