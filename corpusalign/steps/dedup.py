@@ -257,7 +257,7 @@ def _near_duplicates(
             return pl.DataFrame(schema=DUPLICATES_SCHEMA)
         involved = pl.concat([pairs["_rep"], pairs["_seq"]]).unique()
         parts = [
-            pl.from_arrow(batch).filter(pl.col("_seq").is_in(involved))
+            pl.from_arrow(batch).filter(pl.col("_seq").is_in(involved.implode()))
             for batch in pq.ParquetFile(narrow).iter_batches(batch_size=_CHUNK, columns=["_seq", "concept_id", "t"])
         ]
     texts = pl.concat(parts)  # type: ignore[arg-type]
