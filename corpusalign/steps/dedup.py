@@ -157,19 +157,13 @@ def find_duplicates(
         # 1. One concept id used by several records: the first keeps it.
         ids = _groups_of_two_or_more(base, "concept_id")
         reps = _rows_of(base, ids["_rep"]).select(pl.col("_seq").alias("_rep"), pl.col("dedup_key").alias("_rep_key"))
-        by_id = (
-            base.join(ids.lazy(), on="concept_id")
-            .filter(pl.col("_seq") != pl.col("_rep"))
-            .collect(engine="streaming")
-            .join(reps, on="_rep")
-            .select(
-                "_seq",
-                pl.col("concept_id").alias("dup_of"),
-                pl.when(pl.col("dedup_key") == pl.col("_rep_key"))
-                .then(pl.lit("duplicate"))
-                .otherwise(pl.lit("duplicate_id"))
-                .alias("dup_kind"),
-            )
+        by_id = _members(base, ids, "concept_id", reps).select(
+            "_seq",
+            pl.col("concept_id").alias("dup_of"),
+            pl.when(pl.col("dedup_key") == pl.col("_rep_key"))
+            .then(pl.lit("duplicate"))
+            .otherwise(pl.lit("duplicate_id"))
+            .alias("dup_kind"),
         )
         found.append(by_id)
         # 2. Exact duplicates of the normalised, casefolded text.
@@ -177,13 +171,7 @@ def find_duplicates(
             keyed = base.filter(pl.col("dedup_key").is_not_null()).join(by_id.lazy().select("_seq"), on="_seq", how="anti")
             keys = _groups_of_two_or_more(keyed, "dedup_key")
             reps = _rows_of(base, keys["_rep"]).select(pl.col("_seq").alias("_rep"), pl.col("concept_id").alias("dup_of"))
-            exact = (
-                keyed.join(keys.lazy(), on="dedup_key")
-                .filter(pl.col("_seq") != pl.col("_rep"))
-                .collect(engine="streaming")
-                .join(reps, on="_rep")
-                .select("_seq", "dup_of", pl.lit("duplicate").alias("dup_kind"))
-            )
+            exact = _members(keyed, keys, "dedup_key", reps).select("_seq", "dup_of", pl.lit("duplicate").alias("dup_kind"))
             found.append(exact)
         # 3. Near duplicates: candidate pairs from LSH bands, confirmed by exact Jaccard.
         if d.near:
@@ -204,6 +192,13 @@ def _groups_of_two_or_more(rows: pl.LazyFrame, key: str) -> pl.DataFrame:
         .select(key, "_rep")
         .collect(engine="streaming")
     )
+
+
+def _members(rows: pl.LazyFrame, groups: pl.DataFrame, key: str, reps: pl.DataFrame) -> pl.DataFrame:
+    """The rows of ``rows`` in a group of ``groups`` (by ``key``) that are not its representative,
+    with ``reps`` (the representatives' columns, by ``_rep``) joined."""
+    members = rows.join(groups.lazy(), on=key).filter(pl.col("_seq") != pl.col("_rep"))
+    return members.collect(engine="streaming").join(reps, on="_rep")
 
 
 def _rows_of(rows: pl.LazyFrame, seqs: pl.Series) -> pl.DataFrame:
