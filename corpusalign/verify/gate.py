@@ -314,7 +314,9 @@ def decide(
     nn = features["nn_pair"].cast(pl.Float64).to_numpy() if "nn_pair" in features.columns else np.full(n, np.nan)
     chars = _column(features, LENGTH_COLUMN, np.inf) * np.exp(_column(features, "len_log_ratio", 0.0))
     guesses = list(lid_lang) if lid_lang is not None else [None] * n
-    sure = [s is None or s != s or s >= gate.rule("lid_other_min") for s in (lid_score if lid_score is not None else [None] * n)]
+    # a top guess counts only when it is sure of itself; one of unknown probability counts as sure
+    other_min = gate.rule("lid_other_min")
+    sure = [s is None or math.isnan(s) or s >= other_min for s in (lid_score if lid_score is not None else [None] * n)]
 
     r = gate.rule
     reasons: list[str | None] = []

@@ -103,7 +103,7 @@ def _knn(query: np.ndarray, pool: np.ndarray, k: int) -> _Knn:
     the cosine to the nearest pool row other than its own (the pool row with the same index).
 
     Exact search in row blocks so that at most ``_BLOCK_CELLS`` similarities exist at once; FAISS
-    (exact inner product) for pools above :data:`FAISS_MIN_POOL` rows when it is installed. Needs
+    (exact inner product) for pools above :data:`FAISS_MIN_POOL` rows when it is installed.
     ``best_other`` is ``-inf`` for a pool of one row.
     """
     n, m = query.shape[0], pool.shape[0]
