@@ -334,9 +334,10 @@ def numbers(text: str) -> set[str]:
     """The numbers in ``text`` after NFKC: digit sequences, thousands separators removed, leading zeros kept.
 
     Full-width (``１９７２``) and other decimal digits (Arabic-Indic, Devanagari) count as their ASCII
-    digits. Example: ``numbers("Am 10. Oktober 1.972")`` is ``{"10", "1972"}``.
+    digits. Positional placeholders (``%2$s``) are not numbers. Example: ``numbers("Am 10. Oktober
+    1.972")`` is ``{"10", "1972"}``.
     """
-    text = _to_ascii_digits(unicodedata.normalize("NFKC", text or ""))
+    text = _to_ascii_digits(unicodedata.normalize("NFKC", _POSITIONAL.sub(" ", text or "")))
     return {_SEPARATORS.sub("", m) for m in _NUMBER.findall(text)}
 
 
@@ -376,6 +377,8 @@ _PRINTF = re.compile(
 )
 _BRACE = re.compile(r"\{\{\s*[\w.\-]+\s*\}\}|\{[\w.\-]*(?::[^{}]*)?\}")
 _TRAILING = ".,;:!?)]}>»”’。、，！？"
+_POSITION = re.compile(r"^%\d+\$")
+_POSITIONAL = re.compile(r"%\d+\$")
 
 
 def placeholders(text: str) -> Counter[str]:
@@ -411,15 +414,26 @@ def strip_placeholders(text: str) -> str:
 def placeholder_agreement(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> np.ndarray:
     """``(n,)`` bool: the target holds exactly the source's placeholders, URLs and e-mails (as a multiset).
 
-    Order may change (translations reorder placeholders); a dropped, added or altered one fails.
+    Order may change (translations reorder placeholders, also as positional ``%2$s``); a dropped,
+    added or altered one fails.
 
     Example::
 
         >>> placeholder_agreement(["Hello %s, you have {n} messages", "Mail a@b.org"], ["{n} Nachrichten, %s", "Schreib uns"])
         array([ True, False])
+        >>> placeholder_agreement(['column "%s" of "%s"'], ['"%2$s"の列"%1$s"'])
+        array([ True])
     """
     _check_texts(src_texts, tgt_texts)
-    return np.array([placeholders(s) == placeholders(t) for s, t in zip(src_texts, tgt_texts)], dtype=bool)
+    return np.array([_unpositioned(s) == _unpositioned(t) for s, t in zip(src_texts, tgt_texts)], dtype=bool)
+
+
+def _unpositioned(text: str) -> Counter[str]:
+    """:func:`placeholders` with positional printf ones as plain ones: ``%2$s`` is ``%s`` moved."""
+    out: Counter[str] = Counter()
+    for p, n in placeholders(text).items():
+        out[_POSITION.sub("%", p)] += n
+    return out
 
 
 _SENTENCE_END = re.compile(r"[。！？．।॥።]+|[.!?…؟۔։]+(?=[\s\"'»”’」』)）\]]|$)")
@@ -592,27 +606,110 @@ def script_of(ch: str) -> str | None:
     return _NAMES[i] if i >= 0 and cp <= _ENDS[i] else None
 
 
-def script_agreement(texts: Sequence[str], lang: str | Sequence[str]) -> np.ndarray:
+_LATIN_RUN = re.compile(r"[A-Za-z\u00c0-\u024f]+")
+
+
+def script_agreement(texts: Sequence[str], lang: str | Sequence[str], sources: Sequence[str] | None = None) -> np.ndarray:
     """Share of the letters of each text written in a script expected for ``lang``, float32.
 
     ``lang`` is one code for all texts or one per text. Only letters count (``str.isalpha``, plus the
     Japanese prolonged-sound mark), outside placeholders, URLs and e-mails; a text without letters,
-    or a language missing from :data:`LANGUAGE_SCRIPTS`, scores 1.0.
+    or a language missing from :data:`LANGUAGE_SCRIPTS`, scores 1.0. With ``sources`` (aligned with
+    ``texts``), words the text shares with its source are left out: option names, identifiers and
+    product names stay in Latin letters in a right Japanese translation.
 
     Example::
 
         >>> script_agreement(["Guten Tag", "こんにちは", "Hello 世界"], "ja").round(2)
         array([0.  , 1.  , 0.29], dtype=float32)
+        >>> script_agreement(["FORMAT に従って表示します"], "ja", ["print according to FORMAT"]).round(2)
+        array([1.], dtype=float32)
     """
     langs = [lang] * len(texts) if isinstance(lang, str) else list(lang)
-    if len(langs) != len(texts):
+    if len(langs) != len(texts) or (sources is not None and len(sources) != len(texts)):
         raise ValueError(f"got {len(texts)} texts but {len(langs)} languages")
     out = np.ones(len(texts), dtype=np.float32)
     for i, (text, code) in enumerate(zip(texts, langs)):
         expected = LANGUAGE_SCRIPTS.get((code or "").lower().split("-")[0].split("_")[0])
         if not expected or not text:
             continue
-        letters = [c for c in strip_placeholders(text) if c.isalpha() or c == "ー"]
+        text = strip_placeholders(text)
+        if sources is not None:
+            shared = set(_LATIN_RUN.findall(sources[i] or ""))
+            text = _LATIN_RUN.sub(lambda m: " " if m.group(0) in shared else m.group(0), text)
+        letters = [c for c in text if c.isalpha() or c == "ー"]
         if letters:
             out[i] = sum(script_of(c) in expected for c in letters) / len(letters)
     return out
+
+
+#: Sources of at most this many words are short strings (UI labels, names, menu items).
+SHORT_MAX_WORDS = 6
+#: Sources of more than this many words are paragraphs.
+SENTENCE_MAX_WORDS = 25
+#: The domains a pair falls into by the length of its source, shortest first.
+DOMAINS: tuple[str, ...] = ("short", "sentence", "paragraph")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def word_count(text: str) -> int:
+    """Words of ``text``: whitespace-separated tokens, and for scripts written without spaces one
+    word per two CJK characters (so that a Japanese source is measured like an English one).
+
+    >>> word_count("Confirm password"), word_count("パスワードを確認"), word_count("")
+    (2, 4, 0)
+    """
+    text = strip_placeholders(text or "")
+    cjk = len(_CJK.findall(text))
+    spaced = len(_CJK.sub(" ", text).split())
+    return spaced + (cjk + 1) // 2
+
+
+def domain_codes(words: np.ndarray) -> np.ndarray:
+    """Index into :data:`DOMAINS` for source word counts: 0 short (``<= SHORT_MAX_WORDS``), 1 sentence,
+    2 paragraph (``> SENTENCE_MAX_WORDS``).
+
+    >>> domain_codes(np.array([1, 6, 7, 25, 26]))
+    array([0, 0, 1, 1, 2], dtype=int8)
+    """
+    words = np.asarray(words)
+    return np.where(words <= SHORT_MAX_WORDS, 0, np.where(words <= SENTENCE_MAX_WORDS, 1, 2)).astype(np.int8)
+
+
+def domain_of(text: str) -> str:
+    """The domain (:data:`DOMAINS`) of a pair whose source is ``text``.
+
+    >>> domain_of("Save"), domain_of("Tom is still asleep, but his sister is already at work."), domain_of("word " * 30)
+    ('short', 'sentence', 'paragraph')
+    """
+    return DOMAINS[int(domain_codes(np.array([word_count(text)]))[0])]
+
+
+_LETTER_WORD = re.compile(r"[^\W\d_]", re.UNICODE)
+
+
+def _neutral(text: str) -> bool:
+    words = strip_placeholders(text or "").split()
+    if not any(_LETTER_WORD.search(w) for w in words):
+        return True  # numbers, codes, punctuation: the same in every language
+    if len(words) > 4:
+        return False
+    # names, month names, acronyms, product codes: each word of 3 or more letters starts with a capital or a digit
+    return all(w[0].isupper() or w[0].isdigit() or len(w) < 3 or not _LETTER_WORD.search(w) for w in words)
+
+
+def language_neutral(texts: Sequence[str]) -> np.ndarray:
+    """``(n,)`` float32: 1 where a text may rightly be the same in every language, else 0.
+
+    Neutral: no letters at all (numbers, codes, punctuation), or at most 4 words whose words of 3
+    or more letters each start with a capital letter or a digit (names such as "Isle of Man", month
+    names, acronyms, product codes). A copy of the
+    source is then not by itself a sign of an untranslated text: "April" -> "April" and
+    "Honduras" -> "Honduras" are right in German, "Berlin" -> "Berlin" in Swahili. The test is
+    deliberately loose ("Save" passes it too): it only stops the copy from being a hard rule, and the
+    calibrated gate weighs the copy for each domain.
+
+    >>> language_neutral(["April", "USB 3.0", "42 %", "Isle of Man", "Save", "save the file", "Tom is here now"])
+    array([1., 1., 1., 1., 1., 0., 0.], dtype=float32)
+    """
+    return np.array([1.0 if _neutral(t) else 0.0 for t in texts], dtype=np.float32)
