@@ -117,6 +117,107 @@ def test_scores_and_thresholds_from_a_verified_build(tmp_path: Path, udhr_rows, 
     assert "verify_p.median.de" in r["metrics"]
 
 
+def _domain_corpus(path: Path) -> Path:
+    """Short strings and a sentence-length source in en/de/ja:
+
+    * short: 3 concepts kept ("Save", "Open the file", "Cancel"), one copy of "Save" under another id
+      (a duplicate: dropped in de and ja); "Cancel" has no ja (``missing_target``: not counted);
+    * sentence: 1 concept kept, one copy of it under another id (dropped in de and ja);
+    * no paragraph.
+    """
+    sentence = {
+        "en": "All human beings are born free and equal in dignity and rights.",
+        "de": "Alle Menschen sind frei und gleich an Würde und Rechten geboren.",
+        "ja": "すべての人間は、生まれながらにして自由であり、かつ、尊厳と権利とについて平等である。",
+    }
+    records = [
+        {"concept_id": "save", "en": "Save", "de": "Speichern", "ja": "保存"},
+        {"concept_id": "open", "en": "Open the file", "de": "Datei öffnen", "ja": "ファイルを開く"},
+        {"concept_id": "save.copy", "en": "Save", "de": "Speichern", "ja": "保存"},
+        {"concept_id": "cancel", "en": "Cancel", "de": "Abbrechen"},
+        {"concept_id": "udhr", **sentence},
+        {"concept_id": "udhr.copy", **sentence},
+    ]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def _section(html: str, title: str) -> str:
+    start = html.index(f">{title}</h2>")
+    end = html.find("<h2", start)
+    return html[start : end if end >= 0 else len(html)]
+
+
+def test_kept_by_domain_and_language(tmp_path: Path, run_build) -> None:
+    import re
+
+    out = Path(run_build(_domain_corpus(tmp_path / "domains.jsonl"), tmp_path / "out", src="en", tgt=["de", "ja"]).output)
+    counters = json.loads((out / "stats.json").read_text())["steps"]["select"]["counters"]
+    assert {k: v for k, v in counters.items() if k.startswith("domain.")} == {
+        "domain.de.short.kept": 3,
+        "domain.de.short.dropped": 1,
+        "domain.ja.short.kept": 2,
+        "domain.ja.short.dropped": 1,  # the duplicate only: cancel's ja row never existed
+        "domain.de.sentence.kept": 1,
+        "domain.de.sentence.dropped": 1,
+        "domain.ja.sentence.kept": 1,
+        "domain.ja.sentence.dropped": 1,
+    }
+    assert counters["missing_target.ja"] == 1
+
+    r = collect(out)
+    assert r["kept_by_domain"] == {
+        "de": {
+            "short": {"kept": 3, "total": 4, "share": 0.75},
+            "sentence": {"kept": 1, "total": 2, "share": 0.5},
+            "paragraph": {"kept": 0, "total": 0, "share": None},
+        },
+        "ja": {
+            "short": {"kept": 2, "total": 3, "share": pytest.approx(2 / 3, abs=1e-6)},
+            "sentence": {"kept": 1, "total": 2, "share": 0.5},
+            "paragraph": {"kept": 0, "total": 0, "share": None},
+        },
+    }
+    # the kept rows of the domains are the kept rows of the language
+    for lang in ("de", "ja"):
+        assert sum(d["kept"] for d in r["kept_by_domain"][lang].values()) == r["per_language"][lang]["kept_rows"]
+
+    _, json_path, html_path = write_report(out)
+    assert json.loads(json_path.read_text())["kept_by_domain"]["ja"]["short"]["total"] == 3
+    table = _section(html_path.read_text(encoding="utf-8"), "Kept per domain and language")
+    assert re.findall(r"<th class='n'>(\w+)</th>", table) == ["de", "ja"]
+    cells = {
+        domain: re.findall(r"<td class='n[^']*'>([^<]*)</td>", row)
+        for domain, row in re.findall(r"<tr><td><b>(\w+)</b>(.*?)</tr>", table)
+    }
+    assert cells == {
+        "short": ["75.0% (3/4)", "66.7% (2/3)"],
+        "sentence": ["50.0% (1/2)", "50.0% (1/2)"],
+        "paragraph": ["-", "-"],
+    }
+
+    text, _ = write_card(out, cards_dir=None)
+    assert "| domain | `de` | `ja` |" in text
+    assert "| short (source of at most 6 words) | 75.0% (3/4) | 66.7% (2/3) |" in text
+    assert "| paragraph (source of more than 25 words) | - | - |" in text
+
+
+def test_kept_by_domain_of_a_build_without_domain_counters(known_build: Path) -> None:
+    """Statistics written before the select step counted domains: the report says so instead of a table of zeros."""
+    assert collect(known_build)["kept_by_domain"]  # the build counted them
+    stats_path = known_build / "stats.json"
+    stats = json.loads(stats_path.read_text())
+    select = stats["steps"]["select"]["counters"]
+    stats["steps"]["select"]["counters"] = {k: v for k, v in select.items() if not k.startswith("domain.")}
+    stats_path.write_text(json.dumps(stats))
+    r = collect(known_build)
+    assert r["kept_by_domain"] == {}
+    _, _, html_path = write_report(known_build)
+    assert "No per-domain counts" in _section(html_path.read_text(encoding="utf-8"), "Kept per domain and language")
+    text, _ = write_card(known_build, cards_dir=None, report=r)
+    assert "length domain" not in text
+
+
 def test_report_command_writes_files_and_gates_on_metrics(known_build: Path) -> None:
     ok = runner.invoke(
         app, ["report", str(known_build), "--fail-under", "kept_ratio=0.7", "--fail-over", "drop_rate.duplicate=0.2"]

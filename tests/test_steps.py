@@ -293,6 +293,55 @@ def test_select_concepts_are_independent() -> None:
     assert {got[(1, lang)] for lang in ("en", "de", "ja")} == {None}
 
 
+SENTENCE_EN = "All human beings are born free and equal in dignity and rights."  # 12 words: a sentence
+
+
+def test_select_counts_kept_and_dropped_per_domain_and_language() -> None:
+    """Target rows are counted by the length domain of their concept's source text; source rows and
+    missing_target rows are not counted."""
+    rows = (
+        _concept(0, en={"text": "Save"}, de={"text": "Speichern"}, ja={"text": "保存"})
+        + _concept(1, en={"text": "Open the file"}, de={"text": ""}, ja=None)  # de empty; ja missing: not counted
+        + _concept(2, en={"text": SENTENCE_EN}, de=OK, ja={"lid_lang": "ko", "lid_score": 0.99})  # ja wrong_language
+        + _concept(3, en={"text": SENTENCE_EN + " Really."}, de=OK, ja=OK)
+    )
+    cfg = load_config(None, src="en", tgt=("de", "ja"), verify__enabled=False)
+    full = [{c: None for c in SELECT_SCHEMA} | {"source_file": "in.jsonl", "source_line": 1} | r for r in rows]
+    stats = StepStats()
+    out = SelectStep(cfg).process(pl.DataFrame(full, schema=SELECT_SCHEMA), stats)
+    reasons = {(s, lang): r for s, lang, r in out.select("_seq", "lang", "drop_reason").iter_rows()}
+    assert (reasons[(1, "de")], reasons[(1, "ja")], reasons[(2, "ja")]) == ("empty", "missing_target", "wrong_language")
+
+    domains = {k: v for k, v in stats.counters.items() if k.startswith("domain.")}
+    assert domains == {
+        "domain.de.short.kept": 1,
+        "domain.de.short.dropped": 1,
+        "domain.ja.short.kept": 1,  # concept 1's ja row never existed: no domain.ja.short.dropped
+        "domain.de.sentence.kept": 2,
+        "domain.ja.sentence.kept": 1,
+        "domain.ja.sentence.dropped": 1,
+    }
+    assert stats.counters["missing_target.ja"] == 1
+    # every counted row is a target row that existed: the domains add up to those rows, per language
+    existed = out.filter((pl.col("lang") != "en") & pl.col("drop_reason").ne_missing("missing_target"))
+    for lang in ("de", "ja"):
+        counted = sum(v for k, v in domains.items() if k.startswith(f"domain.{lang}."))
+        assert counted == existed.filter(pl.col("lang") == lang).height
+
+
+def test_select_domain_of_a_multi_field_concept_is_its_first_fields_source() -> None:
+    cfg = load_config(None, src="en", tgt=("de",), fields=("prompt", "response"), verify__enabled=False)
+    long_answer = "It is a long answer that has far more than six words in it."
+    rows = [
+        {"_seq": 0, "concept_id": "c0", "lang": "en", "prompt": "Hi?", "response": long_answer, "origin": "source"},
+        {"_seq": 0, "concept_id": "c0", "lang": "de", "prompt": "Hallo?", "response": "Eine lange Antwort.", "origin": "human"},
+    ]
+    full = [{c: None for c in SELECT_SCHEMA} | {"source_file": "in.jsonl", "source_line": 1} | r for r in rows]
+    stats = StepStats()
+    SelectStep(cfg).process(pl.DataFrame(full, schema=SELECT_SCHEMA), stats)
+    assert {k: v for k, v in stats.counters.items() if k.startswith("domain.")} == {"domain.de.short.kept": 1}
+
+
 # ------------------------------------------------------------------------------------------ config
 def test_unknown_yaml_key_is_named(tmp_path: Path) -> None:
     p = tmp_path / "p.yaml"

@@ -33,8 +33,10 @@ from typing import Any
 import polars as pl
 import yaml
 
+from corpusalign.report.collect import DOMAIN_HELP, domain_cell
 from corpusalign.store.manifest import entry_path, read_manifest
 from corpusalign.store.schema import SCHEMA_VERSION, SHARD_SCHEMA
+from corpusalign.verify.scores import DOMAINS
 
 CARD_META = "card.yaml"
 CARD_README = "README.md"
@@ -244,6 +246,7 @@ def render(report: dict[str, Any], manifest: dict[str, Any], meta: CardMeta, nam
             ],
         ),
         "",
+        *_kept_by_domain(report),
         "Concepts by the set of languages they have:",
         "",
         _table(
@@ -346,6 +349,22 @@ def render(report: dict[str, Any], manifest: dict[str, Any], meta: CardMeta, nam
     lines += [f"- {x}" for x in _automatic_limitations(report)]
     lines += [""]
     return "\n".join(lines)
+
+
+def _kept_by_domain(report: dict[str, Any]) -> list[str]:
+    """Lines of the card's "kept per domain and language" table (none when the report has no such counts)."""
+    by_lang = report.get("kept_by_domain") or {}
+    if not by_lang:
+        return []
+    return [
+        "Target rows kept per length domain of the source text and language (rows missing from the input not counted):",
+        "",
+        _table(
+            ["domain", *(f"`{lg}`" for lg in by_lang)],
+            [[f"{d} ({DOMAIN_HELP.get(d, '')})", *(domain_cell(by_lang[lg][d]) for lg in by_lang)] for d in DOMAINS],
+        ),
+        "",
+    ]
 
 
 def _automatic_limitations(report: dict[str, Any]) -> list[str]:

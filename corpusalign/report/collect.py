@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from corpusalign.store.manifest import STATS, entry_path, read_manifest
+from corpusalign.verify.scores import DOMAINS, SENTENCE_MAX_WORDS, SHORT_MAX_WORDS
 
 #: Bumped when a key of report.json changes meaning or disappears (adding keys does not bump it).
 REPORT_VERSION = 1
@@ -58,6 +59,13 @@ LENGTH_SAMPLE = 1500
 EXAMPLES_PER_REASON = 3
 
 _DUPLICATE_REASONS = ("duplicate", "near_duplicate")
+
+#: What each length domain (:data:`~corpusalign.verify.scores.DOMAINS`) covers, for the report's captions.
+DOMAIN_HELP: dict[str, str] = {
+    "short": f"source of at most {SHORT_MAX_WORDS} words",
+    "sentence": f"source of {SHORT_MAX_WORDS + 1} to {SENTENCE_MAX_WORDS} words",
+    "paragraph": f"source of more than {SENTENCE_MAX_WORDS} words",
+}
 
 
 def _ratio(a: float, b: float) -> float:
@@ -177,6 +185,9 @@ def collect(root: str | Path) -> dict[str, Any]:
         "shards": len(manifest["shards"]),
     }
 
+    # ---------------------------------------------------------------- kept per length domain
+    kept_by_domain = _kept_by_domain(stats, targets)
+
     # ---------------------------------------------------------------- completeness
     completeness: dict[str, Any] = {"languages": langs, "patterns": []}
     if kept.height:
@@ -279,6 +290,7 @@ def collect(root: str | Path) -> dict[str, Any]:
         "headline": headline,
         "per_language": per_language,
         "drop_reasons": drop_reasons,
+        "kept_by_domain": kept_by_domain,
         "completeness": completeness,
         "scores": scores,
         "lengths": lengths,
@@ -292,6 +304,38 @@ def collect(root: str | Path) -> dict[str, Any]:
     }
     report["metrics"] = metrics(report)
     return report
+
+
+def _kept_by_domain(stats: dict[str, Any], targets: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Target rows kept per language and length domain of the source, from the select step's
+    ``domain.<lang>.<domain>.kept`` / ``.dropped`` counters: ``{lang: {domain: {kept, total, share}}}``
+    (``share`` null for no rows). Empty when the statistics hold no such counter (a build made before
+    they were counted, or one without a target row to count)."""
+    counters = ((stats.get("steps") or {}).get("select") or {}).get("counters") or {}
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    for name, n in counters.items():
+        if not name.startswith("domain."):
+            continue
+        parts = name[len("domain.") :].rsplit(".", 2)  # a language code may hold a dot; a domain never does
+        if len(parts) == 3 and parts[1] in DOMAINS and parts[2] in ("kept", "dropped"):
+            lang, domain, outcome = parts
+            found.setdefault((lang, domain), {"kept": 0, "dropped": 0})[outcome] += int(n)
+    if not found:
+        return {}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for lang in targets:
+        out[lang] = {}
+        for domain in DOMAINS:
+            c = found.get((lang, domain), {"kept": 0, "dropped": 0})
+            total = c["kept"] + c["dropped"]
+            out[lang][domain] = {"kept": c["kept"], "total": total, "share": _ratio(c["kept"], total) if total else None}
+    return out
+
+
+def domain_cell(c: dict[str, Any]) -> str:
+    """A cell of the kept-per-domain table (one ``kept_by_domain[lang][domain]``): ``"37.0% (37/100)"``,
+    or ``"-"`` when there are no rows."""
+    return f"{100 * c['share']:.1f}% ({c['kept']:,}/{c['total']:,})" if c["total"] else "-"
 
 
 def _chars(fields: list[str]) -> pl.Expr:

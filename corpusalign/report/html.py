@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from corpusalign.report import charts
+from corpusalign.report.collect import DOMAIN_HELP, domain_cell
+from corpusalign.verify.scores import DOMAINS
 
 #: A language whose kept share of concepts is below this is flagged as thin.
 THIN_LANGUAGE = 0.5
@@ -33,7 +35,7 @@ table { border-collapse:collapse; background:#fff; border:1px solid var(--line);
 th, td { padding:5px 9px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
 th { background:#f0f2f5; font-weight:600; font-size:12px; }
 td.n, th.n { text-align:right; font-variant-numeric:tabular-nums; }
-tr.thin td { background:#fff4e5; }
+tr.thin td, td.thin { background:#fff4e5; }
 .tag { display:inline-block; padding:0 6px; border-radius:9px; font-size:12px; background:#eef1f5; margin:1px 2px 1px 0; }
 .ok { color:var(--ok); font-weight:600; } .bad { color:var(--bad); font-weight:600; }
 .grid { display:flex; flex-wrap:wrap; gap:6px 14px; }
@@ -145,6 +147,33 @@ def _drops(report: dict[str, Any]) -> str:
     )
     table = f"<table><tr><th>reason</th><th class='n'>of input rows</th>{head}</tr>{body}</table>"
     return f'<div class="panel">{chart}</div>{table}'
+
+
+def _kept_by_domain(report: dict[str, Any]) -> str:
+    by_lang = report.get("kept_by_domain") or {}
+    if not by_lang:
+        return (
+            '<p class="note">No per-domain counts in this build\'s statistics (a build made before corpusalign counted '
+            "them, or one without target rows).</p>"
+        )
+    langs = list(by_lang)
+    head = "".join(f"<th class='n'>{escape(lang)}</th>" for lang in langs)
+    rows = []
+    for domain in DOMAINS:
+        cells = []
+        for lang in langs:
+            c = by_lang[lang][domain]
+            thin = c["total"] and c["share"] < THIN_LANGUAGE
+            cells.append(f"<td class='n{' thin' if thin else ''}'>{escape(domain_cell(c))}</td>")
+        rows.append(
+            f"<tr><td><b>{escape(domain)}</b> <span class='muted'>{escape(DOMAIN_HELP.get(domain, ''))}</span></td>{''.join(cells)}</tr>"
+        )
+    return (
+        "<p class='note'>Share of target rows kept, by the length of the concept's source text: where the verification gate "
+        f"and the select step cut. Rows never in the input (missing_target) are not counted; shares under {_pct(THIN_LANGUAGE)} "
+        "are highlighted.</p>"
+        f"<table><tr><th>domain</th>{head}</tr>{''.join(rows)}</table>"
+    )
 
 
 def _completeness(report: dict[str, Any]) -> str:
@@ -329,6 +358,7 @@ def render(report: dict[str, Any]) -> str:
     sections = [
         ("Languages", _languages(report)),
         ("Why rows were dropped", _drops(report)),
+        ("Kept per domain and language", _kept_by_domain(report)),
         ("Completeness: concepts by language", _completeness(report)),
         ("Verification scores and where the gate cuts", _scores(report)),
         ("Length: source vs target", _lengths(report)),

@@ -29,16 +29,25 @@ Concept reasons, applied after the row reasons:
 * ``source_rejected``: the source row was rejected, so the concept has no anchor;
 * ``incomplete_concept``: with ``on_missing_language: drop_concept``, any target row was rejected;
 * ``too_few_languages``: fewer than ``min_languages`` rows of the concept would remain.
+
+Besides a counter per reason and language (``<reason>.<lang>``) and ``kept``, the step counts the
+target rows kept and dropped per language and length domain of the concept's source text (the first
+of ``fields``; :func:`corpusalign.verify.scores.domain_codes`: ``short``, ``sentence``,
+``paragraph``): ``domain.<lang>.<domain>.kept`` and ``domain.<lang>.<domain>.dropped``. Source rows
+and ``missing_target`` rows (no text to judge) are not counted. The report's "kept per domain and
+language" table reads these counters.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from corpusalign.config import BuildConfig
 from corpusalign.stats import StepStats
 from corpusalign.steps.base import Step
 from corpusalign.verify.gate import REASONS
+from corpusalign.verify.scores import DOMAINS, domain_codes, word_count
 
 ROW_REASONS = (
     "duplicate_id",
@@ -116,7 +125,32 @@ class SelectStep(Step):
             for reason_name, lang, n in counts.iter_rows():
                 stats.count(f"{reason_name}.{lang}", n)
             stats.count("kept", out.filter(pl.col("drop_reason").is_null()).height)
+            self._count_domains(out, stats)
         return out
+
+    def _count_domains(self, out: pl.DataFrame, stats: StepStats) -> None:
+        """Count ``domain.<lang>.<domain>.kept`` / ``.dropped``: target rows by the length domain of their
+        concept's source text. Source rows and ``missing_target`` rows are left out."""
+        src, field = self.cfg.src, self.cfg.fields[0]
+        targets = out.filter((pl.col("lang") != src) & pl.col("drop_reason").ne_missing("missing_target")).select(
+            "_seq", "lang", pl.col("drop_reason").is_null().alias("_kept")
+        )
+        if not targets.height:
+            return
+        sources = out.filter((pl.col("lang") == src) & pl.col("_seq").is_in(targets["_seq"].unique().implode())).unique(
+            "_seq", keep="first", maintain_order=True
+        )
+        texts = sources[field].to_list()  # word_count is Python (placeholders, CJK): one call per concept
+        words = np.fromiter((word_count(t or "") for t in texts), dtype=np.int64, count=len(texts))
+        codes = pl.DataFrame({"_seq": sources["_seq"], "_domain": domain_codes(words)})
+        counts = (
+            targets.join(codes, on="_seq", how="left")
+            .with_columns(pl.col("_domain").fill_null(0))  # no source row: 0 words, as domain_of("") says
+            .group_by("lang", "_domain", "_kept")
+            .len()
+        )
+        for lang, code, kept, n in counts.iter_rows():
+            stats.count(f"domain.{lang}.{DOMAINS[code]}.{'kept' if kept else 'dropped'}", n)
 
     def _gate(self, out: pl.DataFrame) -> pl.DataFrame:
         from corpusalign.steps.verify import gate_for
