@@ -230,8 +230,13 @@ def calibrate(
     unlabelled: Annotated[
         bool, typer.Option("--unlabelled", help="No labels and no generated corruptions: thresholds from score distributions.")
     ] = False,
+    recall_target: Annotated[
+        float,
+        typer.Option(help="Share of good pairs each language and length domain keeps out of fold. [default: 0.97]"),
+    ] = 0.97,
     target_precision: Annotated[
-        float | None, typer.Option(help="Pick thresholds that reach this precision instead of the best F1.")
+        float | None,
+        typer.Option(help="Instead of --recall-target: thresholds that reach this precision (then the fault-kind bound)."),
     ] = None,
     pipeline: Annotated[
         Path | None, typer.Option("--pipeline", "-p", help="Base pipeline file to copy the other parameters from.")
@@ -244,8 +249,10 @@ def calibrate(
     """Fit the verification gate per language on a dev set and write it into a pipeline file.
 
     With good pairs only, corruptions (misaligned, untranslated, wrong language, truncated, ...) are
-    generated from them to learn from; labelled pairs are used as given. Prints the held-out precision
-    and recall per language that the gate is expected to reach.
+    generated from them to learn from; labelled pairs are used as given. Each language gets weights,
+    hard-rule settings and a threshold per length domain (short strings, sentences, paragraphs); the
+    thresholds keep --recall-target of the good pairs of each language and domain. Prints the held-out
+    precision and recall per language that the gate is expected to reach.
     """
     from rich.table import Table
 
@@ -260,8 +267,17 @@ def calibrate(
         raise typer.Exit(2)
     if unlabelled and "label" in pairs.columns:
         pairs = pairs.drop("label", "kind")
+    if not 0.5 <= recall_target < 1.0:
+        err.print(f"[red]--recall-target must be in [0.5, 1), got {recall_target}[/red]")
+        raise typer.Exit(2)
     result = run_calibrate(
-        pairs, make_embedder(embedder), src, target_precision=target_precision, seed=seed, labels=not unlabelled
+        pairs,
+        make_embedder(embedder),
+        src,
+        target_precision=target_precision,
+        recall_target=None if target_precision is not None else recall_target,
+        seed=seed,
+        labels=not unlabelled,
     )
     write_pipeline(result, output, base_pipeline=pipeline, embedder=embedder)
     table = Table(title=f"calibrated gates ({embedder}) -> {output}", title_justify="left")

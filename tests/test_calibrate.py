@@ -260,18 +260,37 @@ def test_upper_bound_rule_credits_a_kind_it_cannot_bring_under() -> None:
     assert t == first and info["kinds_kept"]["b"] == [6, 40]
 
 
-def test_calibrate_reports_how_thresholds_were_chosen(pairs: pl.DataFrame, synthetic: CalibrationResult) -> None:
+def test_recall_first_thresholds_keep_the_target_share_of_good_pairs(synthetic: CalibrationResult) -> None:
+    from corpusalign.verify.calibrate import RECALL_TARGET
+
+    m = synthetic.metrics
+    assert m["recall_target"] == RECALL_TARGET and m["max_kept"] is None
+    assert set(m["thresholds"]) == {"de", "ja", "*"}
+    for lang, info in m["thresholds"].items():
+        gate = synthetic.gates[lang]
+        assert gate.threshold == pytest.approx(info["threshold"], abs=1e-4)
+        if info["reachable"]:  # out of fold, at least the target share of the language's good pairs is kept
+            assert info["recall"] >= RECALL_TARGET - 1e-9
+        for domain, cell in info["domains"].items():
+            assert gate.domains[domain].threshold == pytest.approx(cell["threshold"], abs=1e-4)
+            if cell.get("reachable"):
+                assert cell["recall"] >= RECALL_TARGET - 1e-9
+
+
+def test_calibrate_reports_how_thresholds_were_chosen(pairs: pl.DataFrame) -> None:
+    """The earlier fault-bound rule, still reachable with ``recall_target=None``."""
     from corpusalign.verify.calibrate import KEPT_CONFIDENCE, MAX_KEPT, MAX_RECALL_LOSS
 
-    how = synthetic.metrics["thresholds"]
-    assert synthetic.metrics["max_kept"] == MAX_KEPT and synthetic.metrics["max_recall_loss"] == MAX_RECALL_LOSS
-    assert synthetic.metrics["kept_confidence"] == KEPT_CONFIDENCE
+    bound = calibrate(pairs, NgramHashEmbedder(), "en", seed=0, rounds=2, recall_target=None)
+    how = bound.metrics["thresholds"]
+    assert bound.metrics["max_kept"] == MAX_KEPT and bound.metrics["max_recall_loss"] == MAX_RECALL_LOSS
+    assert bound.metrics["kept_confidence"] == KEPT_CONFIDENCE
     assert set(how) == {"de", "ja", "*"}
     for lang, info in how.items():
         assert info["threshold"] >= info["first"]
         assert info["recall"] >= info["recall_first"] - MAX_RECALL_LOSS - 1e-9
-        assert synthetic.gates[lang].threshold == pytest.approx(info["threshold"], abs=1e-4)
-    f1_only = calibrate(pairs, NgramHashEmbedder(), "en", seed=0, rounds=2, max_kept=None)
+        assert bound.gates[lang].threshold == pytest.approx(info["threshold"], abs=1e-4)
+    f1_only = calibrate(pairs, NgramHashEmbedder(), "en", seed=0, rounds=2, recall_target=None, max_kept=None)
     for lang, info in how.items():
         assert f1_only.gates[lang].threshold == pytest.approx(info["first"], abs=1e-4)
-        assert f1_only.gates[lang].threshold <= synthetic.gates[lang].threshold
+        assert f1_only.gates[lang].threshold <= bound.gates[lang].threshold

@@ -111,6 +111,7 @@ class VerifyStep(Step):
                         str(lang),
                         margin_k=cfg.verify.margin_k,
                         encode=(lambda texts: self._embed(texts, cache, stats)) if cfg.verify.prefix_gain else None,
+                        src_lang=cfg.src,
                     ).with_columns(part["lid_expected"].alias("lid_expected"))
                     feats = feats.with_columns(pl.Series("verify_p", predict_proba(feats, gate), dtype=pl.Float32))
                     if best is None:

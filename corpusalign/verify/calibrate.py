@@ -14,27 +14,35 @@ Three modes, by what the input pairs carry:
   more likely in the upper component. Precision and recall are then *estimated* from the mixture.
 
 In the labelled and synthetic modes the concepts are split once (``heldout_share`` held out). On the
-training part one logistic regression is fitted to the pairs that pass the hard rules (scikit-learn,
-standardised inputs, classes balanced within each language): shared weights plus, for each language
-with at least ``min_pairs`` pairs, a per-language deviation that the L2 penalty pulls towards the
-shared weights (so Swahili, with 51 UDHR paragraphs, stays close to the pooled model while German
-and Japanese fit their own). Each language's threshold is chosen on 5-fold out-of-fold probabilities
-(folds by concept) of the final keep decision (hard rules included), in two steps: first the
-threshold that maximises F1 (or, with ``target_precision``, recall at that precision); then it is
-raised, as long as that costs at most ``max_recall_loss`` (:data:`MAX_RECALL_LOSS`, 5 points) of
-good-pair recall, to the lowest threshold with the least total excess of the fault kinds' kept
-rates over ``max_kept`` (:data:`MAX_KEPT`, 3%), each rate taken at the 95% Wilson upper bound
-(:data:`KEPT_CONFIDENCE`): a kind measured on few pairs must show a lower rate, so thin data gets
-more margin. F1 alone spends the last points of precision on recall, and the faults that pass are
-those the embedding hides best (an unrelated sentence appended to a long paragraph).
-``max_kept=None`` keeps the F1 threshold; ``kept_confidence=None`` the point estimate with the
-earlier rule (the fewest kinds over ``max_kept``; with ``max_kept=0.02, max_recall_loss=0.03`` the
-rule before). Without a ``kind`` column all faulty pairs are one kind. Which threshold each
-language got, and why, is in ``metrics["thresholds"]``. The ``"*"`` gate for unseen languages is a
-separate fit over all languages with one pooled length model, as it meets them at run time. The held-out part
-is then scored once with the finished gates: its precision, recall and F1 per language, per fault
-kind and for short texts are the reported metrics (``metrics``). Finally the weights are refitted on
-all pairs (thresholds stay; ``refit=False`` keeps the training-part weights).
+training part, per language:
+
+1. **Hard rules per domain** (:func:`_domain_rules`). Every pair falls into a length domain of its
+   source (short string, sentence, paragraph: :data:`~corpusalign.verify.scores.DOMAINS`). For each
+   domain with ``MIN_CELL_GOOD`` good pairs, each hard rule takes the strictest of its candidate
+   settings (:data:`RULE_CANDIDATES`) that drops at most ``RULE_MAX_GOOD_DROP`` (0.5%) of the
+   domain's good pairs: language ID's rule goes off for one-word Swahili labels, the length rule
+   relaxes for terse Japanese, and so on. A thinner domain gets :data:`THIN_DOMAIN_RULES`.
+2. **Weights**: one logistic regression over the pairs that pass the hard rules (scikit-learn,
+   standardised inputs, classes balanced within each language): shared weights plus deviations
+   that the L2 penalty pulls towards them, one per language with at least ``min_pairs`` concepts
+   and one per domain with as many (:func:`_fit_joint`). Swahili, with 51 UDHR paragraphs and the
+   CLDR names, stays close to the pooled model while German and Japanese fit their own.
+3. **Thresholds, recall first** (:func:`_choose_thresholds`): on 5-fold out-of-fold probabilities
+   (folds by concept) of the final keep decision (hard rules included), each (language, domain)
+   with ``MIN_THRESHOLD_GOOD`` good pairs gets the highest threshold that keeps ``recall_target``
+   (:data:`RECALL_TARGET`, 97%) of its good pairs: every domain and language keeps its data first,
+   and the faults are then as few as that threshold allows. A thinner domain takes the lower of the
+   domain's threshold over all languages and the language's own. ``recall_target=None`` chooses one
+   threshold per language by the fault-bound rule instead (:func:`_pick_threshold`: F1-optimal,
+   then raised until the 95% Wilson upper bound of each fault kind's kept rate is at most
+   ``max_kept``, for at most ``max_recall_loss`` of recall).
+
+Which threshold each language and domain got, and why, is in ``metrics["thresholds"]``; the
+relaxed rules in ``metrics["rules"]``. The ``"*"`` gate for unseen languages is a separate fit over
+all languages with one pooled length model, as it meets them at run time. The held-out part is then
+scored once with the finished gates: its precision, recall and F1 per language, per fault kind and
+for short texts are the reported metrics (``metrics``). Finally the weights, length models and
+rules are refitted on all pairs (thresholds stay; ``refit=False`` keeps the training-part weights).
 
 Example::
 
@@ -42,9 +50,11 @@ Example::
     result.metrics["per_language"]["de"]  # {"precision": ..., "recall": ..., "f1": ..., ...}
     write_pipeline(result, "pipelines/my_gates.yaml", base_pipeline="pipelines/default.yaml")
 
-Command line (what produced the shipped ``gates_e5_small.json``)::
+Command line (what produced the shipped ``gates_e5_small.json``, from the real data in
+``../shared/data/parallel``; ``--sample`` uses the bundled UDHR, Tatoeba and CLDR files instead)::
 
-    python -m corpusalign.verify.calibrate --sample --embedder e5 --seed 0 --out corpusalign/verify/gates_e5_small.json
+    python -m corpusalign.verify.calibrate --input udhr_en_de_ja_sw.blocks.jsonl tatoeba_en_de_ja.dev.jsonl \
+        cldr_en_de_ja_sw.names.jsonl gettext_en_de_ja.ui.jsonl --embedder e5 --seed 0 --out corpusalign/verify/gates_e5_small.json
 """
 
 from __future__ import annotations
@@ -67,8 +77,18 @@ import polars as pl
 from corpusalign.embed.base import Embedder
 from corpusalign.verify.corrupt import make_noisy_set
 from corpusalign.verify.features import LENGTH_COLUMN, lid_predictions, pair_features
-from corpusalign.verify.gate import DEFAULT_IMPUTE, DEFAULT_RULES, DESIGN_COLUMNS, LanguageGate, decide, design_matrix
-from corpusalign.verify.scores import target_prefix
+from corpusalign.verify.gate import (
+    DEFAULT_IMPUTE,
+    DEFAULT_RULES,
+    DESIGN_COLUMNS,
+    DomainGate,
+    LanguageGate,
+    decide,
+    design_matrix,
+    domain_index,
+)
+from corpusalign.verify.gate import hard_rules as gate_hard_rules
+from corpusalign.verify.scores import DOMAINS, target_prefix
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +135,20 @@ def _lid_columns(texts: list[str], langs: list[str], lid: LidSpec) -> list[pl.Se
 
 
 def score_pairs(
-    pairs: pl.DataFrame, embedder: Embedder, lid: LidSpec = None, margin_k: int = 4, pool: str | None = None
+    pairs: pl.DataFrame,
+    embedder: Embedder,
+    lid: LidSpec = None,
+    margin_k: int = 4,
+    pool: str | None = None,
+    src: str | None = None,
 ) -> pl.DataFrame:
     """``pairs`` with the verification scores added (``FEATURE_COLUMNS`` and ``EXTRA_COLUMNS``).
 
     Every distinct text and target prefix (for ``prefix_gain``) is embedded once, all in one call.
     The margin pool of a pair is its language (and its ``pool`` column value, when given: each
     synthetic round is its own pool). ``lid_expected`` is kept when ``pairs`` has it, else computed
-    with ``lid`` (see :func:`calibrate`).
+    with ``lid`` (see :func:`calibrate`). ``src``: the source language, for language ID's look at
+    copies of the source (:func:`~corpusalign.verify.features.neutral_copies`).
     """
     tgt = pairs["tgt_text"].to_list()
     prefixes = [p for t, lang in zip(tgt, pairs["lang"].to_list()) if (p := target_prefix(t, lang)) is not None]
@@ -133,11 +159,14 @@ def score_pairs(
     def lookup(some: list[str]) -> np.ndarray:
         return vecs[[index[t] for t in some]]
 
+    src_lang = src
     keys = ["lang"] if pool is None else [pool, "lang"]
     parts = []
     for _, part in pairs.group_by(keys, maintain_order=True):
         src, tgt = part["src_text"].to_list(), part["tgt_text"].to_list()
-        feats = pair_features(src, tgt, lookup(src), lookup(tgt), str(part["lang"][0]), margin_k=margin_k, encode=lookup)
+        feats = pair_features(
+            src, tgt, lookup(src), lookup(tgt), str(part["lang"][0]), margin_k=margin_k, encode=lookup, src_lang=src_lang
+        )
         parts.append(pl.concat([part, feats], how="horizontal"))
     out = pl.concat(parts)
     if "lid_expected" not in out.columns:
@@ -211,13 +240,60 @@ def _margin_rule(good: pl.DataFrame) -> float:
     return DEFAULT_RULES["margin_min"]
 
 
-def _base_gate(feats: pl.DataFrame) -> LanguageGate:
-    """A gate with no weights yet: length model, imputed values and the misaligned rule's margin, measured
-    on the distinct good pairs of ``feats`` (synthetic rounds repeat the same good pairs)."""
+def _settings(name: str, values: Sequence[float]) -> tuple[dict[str, float], ...]:
+    return tuple({name: v} for v in values)
+
+
+#: Hard-rule settings tried for each domain of each language, strictest first; the last never fires.
+#: A domain takes the strictest setting that drops at most ``RULE_MAX_GOOD_DROP`` of its good pairs.
+#: Each entry: (reason, candidate settings, the other rules of the reason set off while it is measured).
+#: The misaligned rule trades a stricter margin for a wider competing-source gap: in a dense pool of
+#: names a right pair is often not the nearest neighbour by a hair, a shifted one by a clear gap.
+RULE_CANDIDATES: tuple[tuple[str, tuple[dict[str, float], ...], dict[str, float]], ...] = (
+    ("truncated", _settings("len_z_max", (4.0, 5.0, 6.0, 8.0, 1e9)), {}),
+    ("wrong_language", _settings("script_min", (0.5, 0.3, 0.1, -1.0)), {"lid_other_min": 2.0}),
+    ("wrong_language", _settings("lid_other_min", (0.5, 0.7, 0.9, 2.0)), {"script_min": -1.0}),
+    (
+        "misaligned",
+        tuple({"margin_min": m, "gap_min": 0.0} for m in (0.99, 0.98, 0.97, 0.96, 0.95))
+        + tuple({"margin_min": 0.99, "gap_min": g} for g in (0.01, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1))
+        + ({"margin_min": 0.0, "gap_min": 0.0},),
+        {},
+    ),
+    ("untranslated", _settings("copy_sim_max", (0.9, 0.95, 2.0)), {}),
+    ("number_mismatch", _settings("num_min", (0.5, 0.3, -1.0)), {}),
+)
+#: A hard rule may drop at most this share of a domain's good calibration pairs (else it is relaxed there).
+RULE_MAX_GOOD_DROP = 0.005
+#: Good pairs a (language, domain) needs to judge its own rules and threshold; fewer: the domain's
+#: pooled decision over all languages (and, without that, the language's).
+MIN_CELL_GOOD = 40
+#: Good pairs a (language, domain) needs for a threshold of its own: at a 97% recall target, 100
+#: pairs leave 3 below the threshold, so one odd "good" pair (a translation that runs on into the next
+#: paragraph) does not pull the threshold to the floor.
+MIN_THRESHOLD_GOOD = 100
+#: Rules of a domain of a language with too few good calibration pairs to show that the stricter
+#: settings are safe there: no length or language-ID rule, and a misaligned pair only when another
+#: source of the pool fits the target by 0.05 of cosine better than its own (on UDHR, a shifted
+#: paragraph scores 0.05-0.09, a right one up to about 0.02).
+THIN_DOMAIN_RULES = {"len_z_max": 1e9, "lid_other_min": 2.0, "gap_min": 0.05}
+#: Rules of every gate this module fits: language-neutral copies are left to the probability, and the
+#: misaligned rule needs another source of the pool to fit the target at least as well.
+NEW_GATE_RULES = {"neutral_copy_ok": 1.0, "gap_min": 0.0}
+
+
+def _distinct_good(feats: pl.DataFrame) -> pl.DataFrame:
     good = feats.filter(pl.col("label")) if "label" in feats.columns else feats
-    good = good.filter(pl.col("len_log_ratio").is_not_null()).unique(
+    return good.filter(pl.col("len_log_ratio").is_not_null()).unique(
         ["lang", "src_text", "tgt_text"], keep="first", maintain_order=True
     )
+
+
+def _base_gate(feats: pl.DataFrame, lang: str) -> LanguageGate:
+    """A gate with no weights yet: length model, imputed values and hard rules (per domain, see
+    :func:`_domain_rules`), measured on the distinct good pairs of ``feats`` (synthetic rounds repeat
+    the same good pairs)."""
+    good = _distinct_good(feats)
     chars = good[LENGTH_COLUMN].to_numpy()
     length = _length_model(good["len_log_ratio"].to_numpy(), chars, fit_shape=good.height >= 200)
     lid = good["lid_expected"].cast(pl.Float64).drop_nulls()
@@ -229,14 +305,58 @@ def _base_gate(feats: pl.DataFrame) -> LanguageGate:
     for name in ("prefix_gain", "source_gap"):  # a missing value counts as a typical good pair's
         known = good[name].cast(pl.Float64).drop_nulls() if name in good.columns else pl.Series([], dtype=pl.Float64)
         impute[name] = float(known.median()) if len(known) else DEFAULT_IMPUTE[name]
-    rules: dict[str, float] = {}
+    rules: dict[str, float] = dict(NEW_GATE_RULES)
     if good.height >= MIN_RULE_PAIRS:
         rules["margin_min"] = _margin_rule(good)
-    return LanguageGate(weights={}, bias=0.0, threshold=0.5, impute=impute, rules=rules, **length)
+    gate = LanguageGate(weights={}, bias=0.0, threshold=0.5, impute=impute, rules=rules, **length)
+    return LanguageGate(**{**gate.__dict__, "domains": _domain_rules(good, gate, lang)})
+
+
+def _strictest_rule(
+    good: pl.DataFrame,
+    gate: LanguageGate,
+    lang: str,
+    reason: str,
+    candidates: tuple[dict[str, float], ...],
+    off: dict[str, float],
+) -> dict[str, float]:
+    """The strictest of ``candidates`` (rule settings) for ``reason`` that drops at most ``RULE_MAX_GOOD_DROP`` of ``good``."""
+    for setting in candidates:
+        probe = LanguageGate(**{**gate.__dict__, "rules": {**gate.rules, **off, **setting}, "domains": {}})
+        fires = hard_rules(probe, good, lang)[reason]
+        if float(fires.mean()) <= RULE_MAX_GOOD_DROP:
+            return setting
+    return candidates[-1]
+
+
+def _domain_rules(good: pl.DataFrame, gate: LanguageGate, lang: str) -> dict[str, DomainGate]:
+    """Per domain, the hard-rule settings that drop at most ``RULE_MAX_GOOD_DROP`` of its good pairs.
+
+    Language ID cannot tell a one-word Swahili label from Sundanese, a length ratio means little for
+    "Delete" -> "削除", and a pool of UI strings is dense with near-synonyms: a rule that would
+    throw away real data of a domain is relaxed, or switched off, for that domain alone. A domain
+    with fewer than ``MIN_CELL_GOOD`` good pairs cannot show that a rule is safe for it: there it
+    gets ``THIN_DOMAIN_RULES`` (length and language ID left to the probability, the misaligned rule
+    only where another source fits the target clearly better), the others keep the language's settings.
+    """
+    dom = domain_index(good)
+    out: dict[str, DomainGate] = {}
+    for code, domain in enumerate(DOMAINS):
+        part = good.filter(pl.Series(dom == code))
+        if part.height < MIN_CELL_GOOD:
+            out[domain] = DomainGate(rules=dict(THIN_DOMAIN_RULES))
+            continue
+        rules = {}
+        for reason, candidates, off in RULE_CANDIDATES:
+            for name, value in _strictest_rule(part, gate, lang, reason, candidates, off).items():
+                if value != gate.rule(name):
+                    rules[name] = value
+        out[domain] = DomainGate(rules=rules)
+    return out
 
 
 def _with_length(gate: LanguageGate, base: LanguageGate, **changes: Any) -> LanguageGate:
-    """``gate`` with the length model and imputed values of ``base``, plus ``changes``."""
+    """``gate`` with the length model, imputed values and rules of ``base``, plus ``changes``."""
     return LanguageGate(
         **{**gate.__dict__, **{f: getattr(base, f) for f in LENGTH_FIELDS}, "impute": base.impute, "rules": base.rules, **changes}
     )
@@ -244,10 +364,13 @@ def _with_length(gate: LanguageGate, base: LanguageGate, **changes: Any) -> Lang
 
 def _hard_mask(feats: pl.DataFrame, gate: LanguageGate, lang: str) -> np.ndarray:
     """True where a hard rule of ``gate`` rejects the row (whatever the probability)."""
-    always_keep = LanguageGate(**{**gate.__dict__, "threshold": 0.0})
-    probe = feats.with_columns(pl.lit(1.0).alias("verify_p"))
-    reasons, _ = decide(probe, always_keep, _lid_guesses(feats), lang, _lid_scores(feats))
-    return np.array([r is not None for r in reasons], dtype=bool)
+    fires = hard_rules(gate, feats, lang)
+    return np.logical_or.reduce(list(fires.values())) if fires else np.zeros(feats.height, dtype=bool)
+
+
+def hard_rules(gate: LanguageGate, feats: pl.DataFrame, lang: str) -> dict[str, np.ndarray]:
+    """Where each hard rule of ``gate`` fires on ``feats`` (with its language-ID columns, when present)."""
+    return gate_hard_rules(feats, gate, _lid_guesses(feats), lang, _lid_scores(feats))
 
 
 def _lid_guesses(feats: pl.DataFrame) -> list[str | None] | None:
@@ -411,27 +534,29 @@ def _pick_threshold(
 
 @dataclass
 class _Design:
-    """Design matrices of a set of pairs, each language with its own length statistics."""
+    """Design matrices of a set of pairs, each language with its own length statistics and rules."""
 
     x: np.ndarray
     y: np.ndarray
     hard: np.ndarray
     lang: np.ndarray
+    dom: np.ndarray  # domain index (``DOMAINS``) per row
     concept: np.ndarray
     bases: dict[str, LanguageGate]
     kind: np.ndarray  # fault kind per row ("good"; "faulty" for a faulty pair without a ``kind`` column)
 
 
 def _design(feats: pl.DataFrame) -> _Design:
-    xs, ys, hards, langs, concepts, kinds = [], [], [], [], [], []
+    xs, ys, hards, langs, doms, concepts, kinds = [], [], [], [], [], [], []
     bases: dict[str, LanguageGate] = {}
     for (lang,), part in feats.group_by("lang", maintain_order=True):
-        base = bases[str(lang)] = _base_gate(part)
+        base = bases[str(lang)] = _base_gate(part, str(lang))
         xs.append(design_matrix(part, base))
         y = part["label"].to_numpy().astype(bool)
         ys.append(y)
         hards.append(_hard_mask(part, base, str(lang)))
         langs.append(np.full(part.height, str(lang), dtype=object))
+        doms.append(domain_index(part))
         concepts.append(part["concept_id"].to_numpy())
         kind = part["kind"].fill_null("faulty").to_numpy().astype(object) if "kind" in part.columns else None
         kinds.append(np.where(y, "good", "faulty").astype(object) if kind is None else np.where(y, "good", kind))
@@ -440,6 +565,7 @@ def _design(feats: pl.DataFrame) -> _Design:
         np.concatenate(ys),
         np.concatenate(hards),
         np.concatenate(langs),
+        np.concatenate(doms),
         np.concatenate(concepts),
         bases,
         np.concatenate(kinds),
@@ -450,39 +576,52 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
 
-def _oof(d: _Design, rows: np.ndarray, seed: int, folds: int) -> np.ndarray:
-    """Out-of-fold probabilities (folds by concept) of a model fitted on the soft rows among ``rows``."""
-    uniq = np.unique(d.concept[rows])
-    fold_of = dict(zip(uniq, np.random.default_rng(seed).permutation(len(uniq)) % folds))
-    fold = np.array([fold_of[c] for c in d.concept[rows]])
-    x, y, soft = d.x[rows], d.y[rows], ~d.hard[rows]
-    out = np.zeros(len(y))
-    for k in range(folds):
-        te = fold == k
-        if te.any():
-            w, b = _fit_lr(x[soft & ~te], y[soft & ~te], seed)
-            out[te] = _sigmoid(x[te] @ w + b)
-    return out
-
-
 def _f1(p: np.ndarray, y: np.ndarray, hard: np.ndarray, t: float) -> float:
     return _prf((p >= t) & ~hard, y)["f1"]
 
 
-#: Weight of the per-language deviations in the joint model (smaller = stronger pull towards the shared weights).
+#: Weight of the per-language and per-domain deviations in the joint model (smaller = stronger pull
+#: towards the shared weights).
 SHRINK = 0.5
 
 
-def _fit_joint(
-    x: np.ndarray, y: np.ndarray, lang: np.ndarray, own: Sequence[str], seed: int, shrink: float = SHRINK
-) -> dict[str, tuple[np.ndarray, float]]:
-    """One logistic regression for all languages: shared weights plus, for each language in ``own``,
-    a deviation (weights and intercept) that the L2 penalty pulls towards 0 (``shrink`` scales the
-    deviation columns, so a small language stays close to the shared model while a large one can
-    move away). Inputs are standardised; classes are balanced within each language and languages
-    weigh with the square root of their size.
+@dataclass
+class _Joint:
+    """A fitted joint model in raw design space: shared weights, per-language deviations included in
+    ``langs`` (languages without their own use ``"*"``), per-domain offsets in ``domains``."""
 
-    Returns raw-space ``(weights, bias)`` per language in ``own`` and under ``"*"`` the shared model.
+    langs: dict[str, tuple[np.ndarray, float]]
+    domains: dict[str, tuple[np.ndarray, float]]
+
+    def predict(self, x: np.ndarray, lang: np.ndarray, dom: np.ndarray) -> np.ndarray:
+        logit = np.empty(len(x))
+        for lang_ in np.unique(lang):
+            rows = lang == lang_
+            w, b = self.langs.get(str(lang_), self.langs["*"])
+            logit[rows] = x[rows] @ w + b
+        for code, name in enumerate(DOMAINS):
+            rows = dom == code
+            if name in self.domains and rows.any():
+                w, b = self.domains[name]
+                logit[rows] += x[rows] @ w + b
+        return _sigmoid(logit)
+
+
+def _fit_joint(
+    x: np.ndarray,
+    y: np.ndarray,
+    lang: np.ndarray,
+    dom: np.ndarray,
+    own: Sequence[str],
+    seed: int,
+    domains: Sequence[str] = DOMAINS,
+    shrink: float = SHRINK,
+) -> _Joint:
+    """One logistic regression for all languages and domains: shared weights plus, for each language
+    in ``own`` and for each domain of ``domains`` with both classes, a deviation (weights and intercept) that the L2
+    penalty pulls towards 0 (``shrink`` scales the deviation columns, so a small language or domain
+    stays close to the shared model while a large one can move away). Inputs are standardised;
+    classes are balanced within each language and languages weigh with the square root of their size.
     """
     from corpusalign.extras import require
 
@@ -490,16 +629,16 @@ def _fit_joint(
     n_feat = x.shape[1]
     if len(np.unique(y)) < 2:  # one class only: a constant model
         const = (np.zeros(n_feat), 8.0 if y.all() else -8.0)
-        return {"*": const, **{lang_: const for lang_ in own}}
+        return _Joint({"*": const, **{lang_: const for lang_ in own}}, {})
     mu = x.mean(axis=0)
     sd = x.std(axis=0)
     sd[sd < 1e-9] = 1.0
     xs = (x - mu) / sd
-    blocks = [xs]
-    for lang_ in own:
-        mask = (lang == lang_)[:, None]
-        blocks.append(shrink * np.hstack([xs, np.ones((len(xs), 1))]) * mask)
-    z = np.hstack(blocks)
+    groups = [("lang", lang_, lang == lang_) for lang_ in own]
+    groups += [
+        ("dom", name, dom == code) for code, name in enumerate(DOMAINS) if name in domains and len(np.unique(y[dom == code])) == 2
+    ]
+    blocks = [xs] + [shrink * np.hstack([xs, np.ones((len(xs), 1))]) * mask[:, None] for _, _, mask in groups]
     weight = np.ones(len(y))
     for lang_ in np.unique(lang):
         rows = lang == lang_
@@ -509,17 +648,26 @@ def _fit_joint(
                 weight[rc] = math.sqrt(rows.sum()) / (2 * rc.sum())
     weight *= len(y) / weight.sum()
     lr = linear_model.LogisticRegression(C=1.0, max_iter=5000, random_state=seed)
-    lr.fit(z, y, sample_weight=weight)
+    lr.fit(np.hstack(blocks), y, sample_weight=weight)
     coef, b0 = lr.coef_[0], float(lr.intercept_[0])
 
     def raw(ws: np.ndarray, b: float) -> tuple[np.ndarray, float]:
         return ws / sd, float(b - (ws * mu / sd).sum())
 
-    out = {"*": raw(coef[:n_feat], b0)}
-    for i, lang_ in enumerate(own):
+    out = _Joint({"*": raw(coef[:n_feat], b0)}, {})
+    for i, (what, name, _) in enumerate(groups):
         dev = coef[n_feat + i * (n_feat + 1) : n_feat + (i + 1) * (n_feat + 1)]
-        out[lang_] = raw(coef[:n_feat] + shrink * dev[:n_feat], b0 + shrink * dev[n_feat])
+        if what == "lang":
+            out.langs[name] = raw(coef[:n_feat] + shrink * dev[:n_feat], b0 + shrink * dev[n_feat])
+        else:
+            out.domains[name] = raw(shrink * dev[:n_feat], shrink * dev[n_feat])
     return out
+
+
+def _own_domains(d: _Design, min_pairs: int) -> list[str]:
+    """Domains with at least ``min_pairs`` distinct concepts: they get their own offsets from the shared model
+    (a handful of paragraphs would only fit noise)."""
+    return [name for code, name in enumerate(DOMAINS) if len(np.unique(d.concept[d.dom == code])) >= min_pairs]
 
 
 def _own_languages(d: _Design, min_pairs: int) -> list[str]:
@@ -533,35 +681,78 @@ def _own_languages(d: _Design, min_pairs: int) -> list[str]:
     return out
 
 
-def _predict_joint(models: dict[str, tuple[np.ndarray, float]], x: np.ndarray, lang: np.ndarray) -> np.ndarray:
-    out = np.empty(len(x))
-    for lang_ in np.unique(lang):
-        rows = lang == lang_
-        w, b = models.get(str(lang_), models["*"])
-        out[rows] = _sigmoid(x[rows] @ w + b)
-    return out
+#: Share of a (language, domain)'s good pairs the threshold keeps out of fold (recall first).
+RECALL_TARGET = 0.97
 
 
-def _fit_gates(
-    feats: pl.DataFrame,
-    seed: int,
-    target_precision: float | None,
-    min_pairs: int,
-    folds: int = 5,
-    max_kept: float | None = MAX_KEPT,
-    max_recall_loss: float = MAX_RECALL_LOSS,
-    kept_confidence: float | None = KEPT_CONFIDENCE,
-) -> tuple[dict[str, LanguageGate], dict[str, str], dict[str, Any]]:
-    """Gates per language and ``"*"``, which model each language uses (``own`` or ``pooled``) and how
-    each threshold was chosen.
+def _recall_threshold(p: np.ndarray, y: np.ndarray, hard: np.ndarray, target: float) -> tuple[float, dict[str, Any]]:
+    """The highest threshold of ``keep = p >= t & ~hard`` that keeps at least ``target`` of the good pairs.
 
-    Languages with ``min_pairs`` pairs get the joint model's shared weights plus their own
-    deviation (:func:`_fit_joint`); smaller ones the shared weights alone. Each language's length
-    z-score uses its own statistics. Thresholds come from 5-fold out-of-fold probabilities (folds by
-    concept), see :func:`_pick_threshold`. ``"*"`` is :func:`_fit_any_language`.
+    Where the hard rules alone drop more than ``1 - target`` (``reachable`` false), the threshold keeps
+    ``UNREACHABLE_KEEP`` of the good pairs the rules leave: recall cannot reach the target there, and
+    a threshold at the floor would let every fault through for nothing. Returns ``(threshold, info)``
+    with the recall reached.
     """
-    d = _design(feats)
-    own = _own_languages(d, min_pairs)
+    y = y.astype(bool)
+    n_good = int(y.sum())
+    need = math.ceil(target * n_good - 1e-9)
+    passing = np.sort(p[y & ~hard])[::-1]
+    reachable = len(passing) >= need
+    if not reachable:
+        need = math.ceil(UNREACHABLE_KEEP * len(passing) - 1e-9)
+    t = float(passing[need - 1]) if need > 0 else THRESHOLD_FLOOR
+    t = min(max(t, THRESHOLD_FLOOR), THRESHOLD_RANGE[1])
+    keep = (p >= t) & ~hard
+    info = {
+        "threshold": round(t, 4),
+        "recall": round(float((keep & y).sum() / max(n_good, 1)), 4),
+        "good": n_good,
+        "reachable": reachable,
+    }
+    return t, info
+
+
+#: Where hard rules alone miss the recall target, the share of the remaining good pairs the threshold keeps.
+UNREACHABLE_KEEP = 0.99
+#: The lowest threshold the recall-first rule may choose.
+THRESHOLD_FLOOR = 0.01
+
+
+def _choose_thresholds(
+    p: np.ndarray,
+    d: _Design,
+    rows: np.ndarray,
+    recall_target: float | None,
+    pooled: dict[str, float],
+    pick: dict[str, Any],
+) -> tuple[float, dict[str, float], dict[str, Any]]:
+    """A language's threshold (all its pairs) and its per-domain thresholds, from out-of-fold ``p``.
+
+    Recall first (``recall_target``): each domain with ``MIN_THRESHOLD_GOOD`` good pairs gets the highest
+    threshold that keeps ``recall_target`` of them; a thinner domain takes the lower of
+    ``pooled[domain]`` (the same rule over all languages) and the language's own threshold, so that a
+    small language is not held to a threshold set on other languages' probabilities alone.
+    ``recall_target=None``: the fault-bound rule of :func:`_pick_threshold` for the language, no
+    domain thresholds.
+    """
+    if recall_target is None:
+        t, how = _pick_threshold(p[rows], d.y[rows], d.hard[rows], kinds=d.kind[rows], **pick)
+        return t, {}, how
+    t, how = _recall_threshold(p[rows], d.y[rows], d.hard[rows], recall_target)
+    per_domain: dict[str, float] = {}
+    how["domains"] = {}
+    for code, name in enumerate(DOMAINS):
+        cell = rows & (d.dom == code)
+        if int(d.y[cell].sum()) >= MIN_THRESHOLD_GOOD:
+            per_domain[name], how["domains"][name] = _recall_threshold(p[cell], d.y[cell], d.hard[cell], recall_target)
+        elif name in pooled and cell.any():
+            per_domain[name] = min(pooled[name], t)
+            how["domains"][name] = {"threshold": round(per_domain[name], 4), "pooled": True, "good": int(d.y[cell].sum())}
+    return t, per_domain, how
+
+
+def _oof_joint(d: _Design, own: Sequence[str], seed: int, folds: int, domains: Sequence[str] = DOMAINS) -> np.ndarray:
+    """Out-of-fold probabilities (folds by concept) of the joint model fitted on the soft rows."""
     uniq = np.unique(d.concept)
     fold_of = dict(zip(uniq, np.random.default_rng(seed).permutation(len(uniq)) % folds))
     fold = np.array([fold_of[c] for c in d.concept])
@@ -571,90 +762,141 @@ def _fit_gates(
         te = fold == k
         if te.any():
             tr = soft & ~te
-            oof[te] = _predict_joint(_fit_joint(d.x[tr], d.y[tr], d.lang[tr], own, seed), d.x[te], d.lang[te])
-    models = _fit_joint(d.x[soft], d.y[soft], d.lang[soft], own, seed)
+            joint = _fit_joint(d.x[tr], d.y[tr], d.lang[tr], d.dom[tr], own, seed, domains)
+            oof[te] = joint.predict(d.x[te], d.lang[te], d.dom[te])
+    return oof
+
+
+def _pooled_domain_thresholds(oof: np.ndarray, d: _Design, recall_target: float | None) -> dict[str, float]:
+    if recall_target is None:
+        return {}
+    out = {}
+    for code, name in enumerate(DOMAINS):
+        cell = d.dom == code
+        if int(d.y[cell].sum()) >= MIN_THRESHOLD_GOOD:
+            out[name] = _recall_threshold(oof[cell], d.y[cell], d.hard[cell], recall_target)[0]
+    return out
+
+
+def _gate_from(
+    base: LanguageGate, joint: _Joint, lang: str, threshold: float, per_domain: dict[str, float], n_train: int
+) -> LanguageGate:
+    """The finished gate of ``lang``: ``base``'s length model and rules, the joint model's weights for
+    ``lang`` and its domain offsets, and the thresholds."""
+    w, b = joint.langs.get(lang, joint.langs["*"])
+    domains = {}
+    for name in DOMAINS:
+        rules = base.domains[name].rules if name in base.domains else {}
+        dw, db = joint.domains.get(name, (None, 0.0))
+        if dw is None and name not in per_domain and not rules:
+            continue
+        domains[name] = DomainGate(
+            weights={} if dw is None else {c: float(v) for c, v in zip(DESIGN_COLUMNS, dw)},
+            bias=float(db),
+            threshold=per_domain.get(name),
+            rules=rules,
+        )
+    return LanguageGate(
+        **{
+            **base.__dict__,
+            "weights": {c: float(v) for c, v in zip(DESIGN_COLUMNS, w)},
+            "bias": float(b),
+            "n_train": n_train,
+            "threshold": threshold,
+            "domains": domains,
+        }
+    )
+
+
+def _fit_gates(
+    feats: pl.DataFrame,
+    seed: int,
+    target_precision: float | None,
+    min_pairs: int,
+    folds: int = 5,
+    recall_target: float | None = RECALL_TARGET,
+    max_kept: float | None = MAX_KEPT,
+    max_recall_loss: float = MAX_RECALL_LOSS,
+    kept_confidence: float | None = KEPT_CONFIDENCE,
+) -> tuple[dict[str, LanguageGate], dict[str, str], dict[str, Any]]:
+    """Gates per language and ``"*"``, which model each language uses (``own`` or ``pooled``) and how
+    each threshold was chosen.
+
+    Languages with ``min_pairs`` concepts get the joint model's shared weights plus their own
+    deviation, every domain its offsets (:func:`_fit_joint`); smaller languages the shared weights.
+    Each language's length z-score and hard rules use its own statistics (:func:`_base_gate`).
+    Thresholds come from 5-fold out-of-fold probabilities (folds by concept), see
+    :func:`_choose_thresholds`. ``"*"`` is :func:`_fit_any_language`.
+    """
+    d = _design(feats)
+    own = _own_languages(d, min_pairs)
+    domains = _own_domains(d, min_pairs)
+    oof = _oof_joint(d, own, seed, folds, domains)
+    soft = ~d.hard
+    joint = _fit_joint(d.x[soft], d.y[soft], d.lang[soft], d.dom[soft], own, seed, domains)
     pick = {
         "target_precision": target_precision,
         "max_kept": max_kept,
         "max_recall_loss": max_recall_loss,
         "kept_confidence": kept_confidence,
     }
-    any_gate, how = _fit_any_language(feats, seed, target_precision, folds, max_kept, max_recall_loss, kept_confidence)
+    pooled = _pooled_domain_thresholds(oof, d, recall_target)
+    any_gate, how = _fit_any_language(feats, seed, folds, recall_target, pick, domains)
     gates = {"*": any_gate}
-    shared_threshold, shared_how = _pick_threshold(oof, d.y, d.hard, kinds=d.kind, **pick)
+    all_rows = np.ones(len(d.y), dtype=bool)
+    shared = _choose_thresholds(oof, d, all_rows, recall_target, pooled, pick)
     thresholds: dict[str, Any] = {"*": how}
     choice: dict[str, str] = {}
     for lang, base in d.bases.items():
         rows = d.lang == lang
-        w, b = models.get(lang, models["*"])
-        # a small language's own out-of-fold F1 is too noisy to place a threshold: it takes the shared one
+        # a small language's own out-of-fold recall is too noisy to place a threshold: it takes the shared ones
         if lang in own:
-            threshold, thresholds[lang] = _pick_threshold(oof[rows], d.y[rows], d.hard[rows], kinds=d.kind[rows], **pick)
+            threshold, per_domain, thresholds[lang] = _choose_thresholds(oof, d, rows, recall_target, pooled, pick)
         else:
-            threshold, thresholds[lang] = shared_threshold, {**shared_how, "shared": True}
-        gates[lang] = LanguageGate(
-            **{
-                **base.__dict__,
-                "weights": {c: float(v) for c, v in zip(DESIGN_COLUMNS, w)},
-                "bias": b,
-                "n_train": int((rows & soft).sum()),
-                "threshold": threshold,
-            }
-        )
+            threshold, per_domain, how_shared = shared
+            thresholds[lang] = {**how_shared, "shared": True}
+        gates[lang] = _gate_from(base, joint, lang, threshold, per_domain, int((rows & soft).sum()))
         choice[lang] = "own" if lang in own else "pooled"
     return gates, choice, thresholds
 
 
-def _any_language_design(feats: pl.DataFrame) -> tuple[_Design, LanguageGate]:
-    """The design of all pairs as if their language were unknown: one length model for all."""
-    base = _base_gate(feats)
-    d = _design(feats.with_columns(pl.lit("*").alias("lang")))
-    return d, base
+def _any_language_design(feats: pl.DataFrame) -> _Design:
+    """The design of all pairs as if their language were unknown: one length model and one rule set for all."""
+    return _design(feats.with_columns(pl.lit("*").alias("lang")))
 
 
 def _fit_any_language(
-    feats: pl.DataFrame,
-    seed: int,
-    target_precision: float | None,
-    folds: int = 5,
-    max_kept: float | None = MAX_KEPT,
-    max_recall_loss: float = MAX_RECALL_LOSS,
-    kept_confidence: float | None = KEPT_CONFIDENCE,
+    feats: pl.DataFrame, seed: int, folds: int, recall_target: float | None, pick: dict[str, Any], domains: Sequence[str]
 ) -> tuple[LanguageGate, dict[str, Any]]:
     """The ``"*"`` gate: every language at once, with one pooled length model (what it meets at run
     time), and how its threshold was chosen."""
-    d, base = _any_language_design(feats)
-    oof = _oof(d, np.ones(len(d.y), dtype=bool), seed, folds)
-    w, b = _fit_lr(d.x[~d.hard], d.y[~d.hard], seed)
-    threshold, how = _pick_threshold(oof, d.y, d.hard, target_precision, d.kind, max_kept, max_recall_loss, kept_confidence)
-    gate = _with_length(
-        base,
-        base,
-        weights={c: float(v) for c, v in zip(DESIGN_COLUMNS, w)},
-        bias=b,
-        n_train=int((~d.hard).sum()),
-        threshold=threshold,
-    )
-    return gate, how
+    d = _any_language_design(feats)
+    oof = _oof_joint(d, [], seed, folds, domains)
+    soft = ~d.hard
+    joint = _fit_joint(d.x[soft], d.y[soft], d.lang[soft], d.dom[soft], [], seed, domains)
+    pooled = _pooled_domain_thresholds(oof, d, recall_target)
+    threshold, per_domain, how = _choose_thresholds(oof, d, np.ones(len(d.y), dtype=bool), recall_target, pooled, pick)
+    return _gate_from(d.bases["*"], joint, "*", threshold, per_domain, int(soft.sum())), how
 
 
 def _refit(gates: dict[str, LanguageGate], choice: dict[str, str], feats: pl.DataFrame, seed: int) -> dict[str, LanguageGate]:
-    """The gates with weights and length statistics refitted on ``feats``; thresholds and model choices kept."""
+    """The gates with weights, length statistics and rules refitted on ``feats``; thresholds and model choices kept."""
+
+    def keep_thresholds(new: LanguageGate, old: LanguageGate) -> LanguageGate:
+        domains = {
+            name: DomainGate(**{**dg.__dict__, "threshold": old.domains[name].threshold if name in old.domains else None})
+            for name, dg in new.domains.items()
+        }
+        return LanguageGate(**{**new.__dict__, "threshold": old.threshold, "domains": domains})
+
     d = _design(feats)
     soft = ~d.hard
     own = [lang for lang, c in choice.items() if c == "own"]
-    models = _fit_joint(d.x[soft], d.y[soft], d.lang[soft], own, seed)
-    da, all_base = _any_language_design(feats)
-    aw, ab = _fit_lr(da.x[~da.hard], da.y[~da.hard], seed)
-    out = {
-        "*": _with_length(
-            gates["*"],
-            all_base,
-            weights={c: float(v) for c, v in zip(DESIGN_COLUMNS, aw)},
-            bias=ab,
-            n_train=int((~da.hard).sum()),
-        )
-    }
+    domains = _own_domains(d, MIN_PAIRS)
+    joint = _fit_joint(d.x[soft], d.y[soft], d.lang[soft], d.dom[soft], own, seed, domains)
+    da = _any_language_design(feats)
+    any_joint = _fit_joint(da.x[~da.hard], da.y[~da.hard], da.lang[~da.hard], da.dom[~da.hard], [], seed, domains)
+    out = {"*": keep_thresholds(_gate_from(da.bases["*"], any_joint, "*", 0.5, {}, int((~da.hard).sum())), gates["*"])}
     for lang, gate in gates.items():
         if lang == "*":
             continue
@@ -662,14 +904,8 @@ def _refit(gates: dict[str, LanguageGate], choice: dict[str, str], feats: pl.Dat
         if base is None:
             out[lang] = gate
             continue
-        w, b = models.get(lang, models["*"])
-        out[lang] = _with_length(
-            gate,
-            base,
-            weights={c: float(v) for c, v in zip(DESIGN_COLUMNS, w)},
-            bias=b,
-            n_train=int((soft & (d.lang == lang)).sum()),
-        )
+        fresh = _gate_from(base, joint, lang, 0.5, {}, int((soft & (d.lang == lang)).sum()))
+        out[lang] = keep_thresholds(fresh, gate)
     return out
 
 
@@ -778,6 +1014,7 @@ def calibrate(
     min_pairs: int = MIN_PAIRS,
     rounds: int | None = None,
     refit: bool = True,
+    recall_target: float | None = RECALL_TARGET,
     max_kept: float | None = MAX_KEPT,
     max_recall_loss: float = MAX_RECALL_LOSS,
     kept_confidence: float | None = KEPT_CONFIDENCE,
@@ -841,7 +1078,7 @@ def calibrate(
         data = pl.concat(noisy)
         pool = "_round"
     log.info("calibrate (%s): %d pairs, languages %s", mode, data.height, sorted(data["lang"].unique().to_list()))
-    feats = score_pairs(data, embedder, lid, margin_k=margin_k, pool=pool)
+    feats = score_pairs(data, embedder, lid, margin_k=margin_k, pool=pool, src=src)
 
     held = _split(feats["concept_id"].to_list(), heldout_share, seed)
     is_held = feats["concept_id"].is_in(list(held))
@@ -852,6 +1089,7 @@ def calibrate(
         seed,
         target_precision,
         min_pairs,
+        recall_target=recall_target,
         max_kept=max_kept,
         max_recall_loss=max_recall_loss,
         kept_confidence=kept_confidence,
@@ -865,12 +1103,14 @@ def calibrate(
         "n_pairs": feats.height,
         "n_train": train.height,
         "n_heldout": test.height,
-        "target_precision": target_precision,
-        "max_kept": max_kept,
-        "max_recall_loss": max_recall_loss,
-        "kept_confidence": kept_confidence,
+        "recall_target": recall_target,
+        "target_precision": target_precision if recall_target is None else None,
+        "max_kept": max_kept if recall_target is None else None,
+        "max_recall_loss": max_recall_loss if recall_target is None else None,
+        "kept_confidence": kept_confidence if recall_target is None else None,
         "model": choice,
         "thresholds": thresholds,
+        "rules": {lang: {d: dg.rules for d, dg in g.domains.items() if dg.rules} for lang, g in gates.items()},
         "refit_on_all": refit,
     }
     if scored is not None:
@@ -892,12 +1132,12 @@ def _calibrate_unlabelled(
     from corpusalign.extras import require
 
     mixture = require("sklearn.mixture", extra="calibrate", purpose="calibrating verification gates")
-    feats = score_pairs(pairs, embedder, lid, margin_k=margin_k)
+    feats = score_pairs(pairs, embedder, lid, margin_k=margin_k, src=src)
     gates: dict[str, LanguageGate] = {}
     per_lang: dict[str, Any] = {}
     for (lang,), part in list(feats.group_by("lang", maintain_order=True)) + [(("*",), feats)]:
         m = part["margin"].drop_nulls().to_numpy().astype(np.float64).reshape(-1, 1)
-        base = _base_gate(part)
+        base = _base_gate(part, str(lang))
         if len(m) < 10:
             continue
         gm = mixture.GaussianMixture(2, random_state=seed).fit(m)
@@ -1038,11 +1278,11 @@ def _read_concepts(paths: Sequence[str]) -> pl.DataFrame:
 
 
 def sample_files() -> list[str]:
-    """The bundled sample files (UDHR en/de/ja/sw, Tatoeba en/de/ja)."""
+    """The bundled sample files (UDHR en/de/ja/sw, Tatoeba en/de/ja, CLDR names en/de/ja/sw)."""
     from importlib import resources
 
     root = resources.files("corpusalign") / "data" / "sample"
-    return [str(root / name) for name in ("udhr_en_de_ja_sw.jsonl", "tatoeba_en_de_ja.jsonl")]
+    return [str(root / name) for name in ("udhr_en_de_ja_sw.jsonl", "tatoeba_en_de_ja.jsonl", "cldr_names_en_de_ja_sw.jsonl")]
 
 
 def concept_pairs(concepts: pl.DataFrame, src: str, tgts: Sequence[str]) -> pl.DataFrame:
@@ -1068,7 +1308,7 @@ def concept_pairs(concepts: pl.DataFrame, src: str, tgts: Sequence[str]) -> pl.D
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m corpusalign.verify.calibrate", description=__doc__.split("\n")[0])
     ap.add_argument("--input", nargs="*", default=None, help="JSONL concept files (concept_id + one column per language)")
-    ap.add_argument("--sample", action="store_true", help="use the bundled sample (UDHR + Tatoeba)")
+    ap.add_argument("--sample", action="store_true", help="use the bundled sample (UDHR + Tatoeba + CLDR names)")
     ap.add_argument("--src", default="en")
     ap.add_argument("--tgt", default="de,ja,sw", help="target languages to calibrate (comma-separated)")
     ap.add_argument(
@@ -1078,6 +1318,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--embedder", default="e5")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--recall-target",
+        type=_optional_float,
+        default=RECALL_TARGET,
+        help=f"share of good pairs each language and domain keeps out of fold (default {RECALL_TARGET}; "
+        "'none': the fault-bound rule of --max-kept)",
+    )
     ap.add_argument("--target-precision", type=float, default=None)
     ap.add_argument(
         "--max-kept",
@@ -1128,6 +1375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target_precision=args.target_precision,
         seed=args.seed,
         labels=not args.unlabelled,
+        recall_target=args.recall_target,
         max_kept=args.max_kept,
         max_recall_loss=args.max_recall_loss,
         kept_confidence=args.kept_confidence,

@@ -30,7 +30,13 @@ the target without its last sentence minus with the whole target; above 0 when t
 content the source lacks; null for a single-sentence target, or without an ``encode`` function) and
 ``source_gap`` (:func:`~corpusalign.verify.scores.competing_source_gap`: cosine of the target to the
 best other source of its pool minus to its own; above 0 for a misaligned pair; null for a pool of
-fewer than 2 pairs).
+fewer than 2 pairs), ``src_words`` (:func:`~corpusalign.verify.scores.word_count` of the source:
+the pair's domain, short string, sentence or paragraph, whose own weights, threshold and rules the
+gate applies) and ``neutral`` (:func:`~corpusalign.verify.scores.language_neutral`: 1 when the
+target may rightly equal the source, such as a name, a month, a code or a number) and
+``word_log_ratio`` (``log((target words + 1) / (source words + 1))``, words as
+:func:`~corpusalign.verify.scores.word_count` counts them, so that a Japanese target is measured in
+the same unit: a steadier length signal than characters for short strings).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from corpusalign.verify.scores import (
     copy_similarity,
     cosine_rows,
     end_punctuation_agreement,
+    language_neutral,
     length_log_ratio,
     number_agreement,
     placeholder_agreement,
@@ -54,6 +61,7 @@ from corpusalign.verify.scores import (
     script_agreement,
     sentence_count_diff,
     target_prefix,
+    word_count,
 )
 
 #: Score columns a verified target row gets.
@@ -70,7 +78,16 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 )
 #: Extra columns of :func:`pair_features` that the gate uses when present (not stored in shards).
 LENGTH_COLUMN = "src_chars"
-EXTRA_COLUMNS: tuple[str, ...] = (LENGTH_COLUMN, "end_punct_ok", "sent_diff", "prefix_gain", "source_gap")
+EXTRA_COLUMNS: tuple[str, ...] = (
+    LENGTH_COLUMN,
+    "end_punct_ok",
+    "sent_diff",
+    "prefix_gain",
+    "source_gap",
+    "src_words",
+    "neutral",
+    "word_log_ratio",
+)
 
 FEATURE_DTYPES: dict[str, Any] = {
     "cos": pl.Float32,
@@ -87,6 +104,9 @@ FEATURE_DTYPES: dict[str, Any] = {
     "sent_diff": pl.Int32,
     "prefix_gain": pl.Float32,
     "source_gap": pl.Float32,
+    "src_words": pl.Int32,
+    "neutral": pl.Float32,
+    "word_log_ratio": pl.Float32,
 }
 
 
@@ -107,6 +127,7 @@ def pair_features(
     tgt_lang: str | Sequence[str],
     margin_k: int = 4,
     encode: Callable[[list[str]], np.ndarray] | None = None,
+    src_lang: str | None = None,
 ) -> pl.DataFrame:
     """All scores of :data:`FEATURE_COLUMNS` but ``lid_expected``, then :data:`EXTRA_COLUMNS`, for aligned pairs.
 
@@ -124,6 +145,9 @@ def pair_features(
     targets of 2 or more sentences (:func:`~corpusalign.verify.scores.target_prefix`: the target
     without its last sentence), all in one call, for ``prefix_gain``; without it ``prefix_gain`` is null.
 
+    ``src_lang`` (the source language) lets language ID check the copies that look language-neutral
+    (:func:`neutral_copies`); without it ``neutral`` is the text test alone.
+
     Example::
 
         feats = pair_features(["Hello"], ["Hallo"], emb.encode(["Hello"]), emb.encode(["Hallo"]), "de")
@@ -139,6 +163,12 @@ def pair_features(
         raise ValueError(f"tgt_lang: got {len(langs)} languages for {n} pairs")
     src_emb = np.asarray(src_emb, dtype=np.float32).reshape(n, -1)
     tgt_emb = np.asarray(tgt_emb, dtype=np.float32).reshape(n, -1)
+    copy_sim = copy_similarity(src_texts, tgt_texts)
+    src_words = np.array([word_count(t) for t in src_texts], dtype=np.int32)
+    tgt_words = np.array([word_count(t) for t in tgt_texts], dtype=np.int32)
+    neutral = language_neutral(tgt_texts)
+    if src_lang is not None:
+        neutral = neutral_copies(tgt_texts, langs, src_lang, copy_sim, neutral)
 
     margin = np.full(n, np.nan, dtype=np.float32)
     nn_pair = np.zeros(n, dtype=bool)
@@ -160,16 +190,48 @@ def pair_features(
             "len_log_ratio": length_log_ratio(src_texts, tgt_texts),
             "num_agree": number_agreement(src_texts, tgt_texts),
             "placeholder_ok": placeholder_agreement(src_texts, tgt_texts),
-            "copy_sim": copy_similarity(src_texts, tgt_texts),
-            "script_ok": script_agreement(tgt_texts, langs),
+            "copy_sim": copy_sim,
+            "script_ok": script_agreement(tgt_texts, langs, src_texts),
             LENGTH_COLUMN: np.array([len(t) for t in src_texts], dtype=np.int32),
             "end_punct_ok": end_punctuation_agreement(src_texts, tgt_texts),
             "sent_diff": sentence_count_diff(src_texts, tgt_texts),
             "prefix_gain": pl.Series(_prefix_gain(tgt_texts, langs, src_emb, tgt_emb, encode)).fill_nan(None),
             "source_gap": pl.Series(source_gap).fill_nan(None),
+            "src_words": src_words,
+            "neutral": neutral,
+            "word_log_ratio": np.log((tgt_words + 1.0) / (src_words + 1.0)).astype(np.float32),
         },
         schema={c: FEATURE_DTYPES[c] for c in (*FEATURE_COLUMNS[:-1], *EXTRA_COLUMNS)},
     )
+
+
+#: A copy that looks language-neutral counts half (0.5) when language ID gives the source language at
+#: least ``NEUTRAL_SRC_MAX`` and the target language less than ``NEUTRAL_TGT_MIN``: "Danish" is
+#: English (0.80) and not German (0.000), while "April" is English (0.93) and German (0.034) alike.
+NEUTRAL_SRC_MAX = 0.5
+NEUTRAL_TGT_MIN = 0.03
+
+
+def neutral_copies(
+    tgt_texts: Sequence[str], langs: Sequence[str], src_lang: str, copy_sim: np.ndarray, neutral: np.ndarray
+) -> np.ndarray:
+    """``neutral`` with language ID's second look at the copies (``copy_sim >= 0.5``) it marks neutral.
+
+    A capitalised word copied from the source is likely a name when language ID does not read it as
+    the source language, or finds the target language plausible too ("Honduras", "April" in
+    German): it stays 1. It is more likely an untranslated word when language ID is sure it is the
+    source language and rules the target language out ("Danish" in German or Swahili): 0.5, which
+    the gate's probability weighs (``copy_neutral``); lid.176 also reads some names that way
+    ("Bangladesh"), so this is a soft sign, never a hard rule. Only these few rows reach fastText.
+    """
+    out = neutral.astype(np.float32).copy()
+    rows = np.flatnonzero((copy_sim >= 0.5) & (neutral >= 0.5))
+    if len(rows):
+        texts = [tgt_texts[i] for i in rows]
+        p_src = lid_predictions(texts, src_lang)[2]
+        p_tgt = lid_predictions(texts, [langs[i] for i in rows])[2]
+        out[rows] = np.where((p_src < NEUTRAL_SRC_MAX) | (p_tgt >= NEUTRAL_TGT_MIN), 1.0, 0.5).astype(np.float32)
+    return out
 
 
 def _prefix_gain(

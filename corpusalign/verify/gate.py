@@ -8,7 +8,9 @@ threshold and no hard rule fires. Hard rules catch faults no similarity can excu
 ==========================  =======================================================================
 reason (most specific 1st)  hard rule (thresholds in ``LanguageGate.rules``)
 ==========================  =======================================================================
-``untranslated``            ``copy_sim >= copy_sim_max`` (a copy of the source)
+``untranslated``            ``copy_sim >= copy_sim_max`` (a copy of the source), unless the target
+                            is language-neutral (``neutral``: a name, a month, a code, a number)
+                            and ``neutral_copy_ok`` is set
 ``wrong_language``          ``script_ok < script_min``, or language ID's top guess is another
                             language with probability ``>= lid_other_min`` and the expected one
                             has ``lid_expected < lid_min_any``, or ``< lid_min`` while the target
@@ -17,9 +19,19 @@ reason (most specific 1st)  hard rule (thresholds in ``LanguageGate.rules``)
 ``placeholder_mismatch``    ``placeholder_ok`` is false
 ``number_mismatch``         ``num_agree < num_min``
 ``truncated``               length z-score ``< -len_z_max``
-``misaligned``              not ``nn_pair`` and ``margin < margin_min``
+``misaligned``              not ``nn_pair``, ``margin < margin_min`` and another source of the
+                            pool fits the target at least ``gap_min`` better (``source_gap``)
 ``low_similarity``          (no hard rule: the probability is below the threshold)
 ==========================  =======================================================================
+
+**Domains.** What a signal can be trusted with depends on the length of the text: language ID is
+blind on "Funga" (Swahili for "Close"), a length ratio means little for "Delete" -> "削除", and a
+pool of UI labels is dense with near-synonyms. Every pair falls into a domain by the length of its
+source (:data:`~corpusalign.verify.scores.DOMAINS`: short strings of at most 6 words, sentences,
+paragraphs of more than 25), and a gate may hold a :class:`DomainGate` per domain: offsets to the
+weights and bias, its own threshold, and its own hard-rule settings (calibration relaxes or switches
+off, for one domain, a rule that would drop good pairs of it). The rules are a vectorised table
+(:func:`hard_rules`) whose thresholds are read per row (:func:`rule_values`).
 
 A row dropped for a low probability alone gets the first reason whose soft sign it shows
 (``copy_sim >= 0.5``; ``script_ok < 0.9`` or ``lid_expected`` below a tenth of the language's usual
@@ -27,14 +39,15 @@ value; a number disagreement; length z < -2; not ``nn_pair`` or ``margin < 1``),
 ``low_similarity``.
 
 The shipped :data:`DEFAULT_GATES` (de, ja, sw and ``"*"`` for any other language) were calibrated for
-multilingual-e5-small on the bundled sample; ``gates_e5_small.json`` records how.
+multilingual-e5-small; ``gates_e5_small.json`` records on what and how. A gate file without domains
+(from an earlier release) loads and decides as it did.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
@@ -43,6 +56,7 @@ import numpy as np
 import polars as pl
 
 from corpusalign.verify.features import LENGTH_COLUMN
+from corpusalign.verify.scores import DOMAINS, domain_codes
 
 #: Columns of :func:`design_matrix`, in order. ``len_z`` is the length z-score
 #: ``(len_log_ratio - len_log_ratio_mean) / len_log_ratio_std``; ``log_chars`` is ``log(1 + source chars)``.
@@ -67,6 +81,9 @@ DESIGN_COLUMNS: tuple[str, ...] = (
     "sent_fewer",  # max(0, -sent_diff)
     "prefix_gain",  # cos(source, target prefix) - cos(source, target); imputed (``impute["prefix_gain"]``) without a prefix
     "source_gap",  # cos(target, best other source) - cos(target, source); imputed (``impute["source_gap"]``) for a pool of one
+    "copy_neutral",  # copy_sim * neutral: a copy of a name, a month, a code or a number (often right)
+    "word_log_ratio",  # log((target words + 1) / (source words + 1)); 0 when unknown
+    "word_log_ratio_sq",  # its square: with the linear term, a word-count ratio away from the language's usual one
 )
 
 #: Hard-rule thresholds (see the module docstring); a gate may override any of them.
@@ -80,6 +97,10 @@ DEFAULT_RULES: dict[str, float] = {
     "num_min": 0.5,
     "len_z_max": 4.0,
     "margin_min": 0.95,
+    # a copy of a language-neutral text (``neutral``: names, numbers, codes) is not hard-dropped when >= 0.5
+    "neutral_copy_ok": 0.0,
+    # the misaligned rule also needs another source of the pool to fit the target at least this much better
+    "gap_min": -1.0,
 }
 #: Typical ``prefix_gain`` and ``source_gap`` of a good pair (the shipped ``"*"`` gate's medians,
 #: rounded): what a gate without its own imputed values assumes when they are missing.
@@ -106,6 +127,43 @@ REASONS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class DomainGate:
+    """What a gate does differently for the pairs of one domain (short strings, sentences, paragraphs).
+
+    ``weights`` (by :data:`DESIGN_COLUMNS` name) and ``bias`` are added to the language's; ``threshold``
+    replaces its threshold (``None``: the language's); ``rules`` override hard-rule thresholds (a rule
+    that drops too many good pairs of the domain is set where it never fires).
+    """
+
+    weights: dict[str, float] = field(default_factory=dict)
+    bias: float = 0.0
+    threshold: float | None = None
+    rules: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.weights) - set(DESIGN_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown domain weights {sorted(unknown)}; known: {', '.join(DESIGN_COLUMNS)}")
+        unknown = set(self.rules) - set(DEFAULT_RULES)
+        if unknown:
+            raise ValueError(f"unknown domain rules {sorted(unknown)}; known: {', '.join(DEFAULT_RULES)}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DomainGate:
+        unknown = set(d) - {"weights", "bias", "threshold", "rules"}
+        if unknown:
+            raise ValueError(f"unknown domain gate keys {sorted(unknown)}; known: bias, rules, threshold, weights")
+        return cls(
+            weights={str(k): float(v) for k, v in dict(d.get("weights") or {}).items()},
+            bias=float(d.get("bias") or 0.0),
+            threshold=None if d.get("threshold") is None else float(d["threshold"]),
+            rules={str(k): float(v) for k, v in dict(d.get("rules") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
 class LanguageGate:
     """A calibrated keep/drop gate for one target language (or ``"*"``, any other language).
 
@@ -117,7 +175,9 @@ class LanguageGate:
     ``std**2 + len_log_ratio_var_chars / source chars`` (short texts vary more); see :func:`len_z`.
     ``precision``/``recall``: measured on held-out calibration data (``None`` when unknown).
     ``rules``: hard-rule thresholds over :data:`DEFAULT_RULES`. ``impute``:
-    values for missing inputs. ``n_train``: pairs the weights were fitted on.
+    values for missing inputs. ``n_train``: pairs the weights were fitted on. ``domains``: per domain
+    (:data:`~corpusalign.verify.scores.DOMAINS`) a :class:`DomainGate` with that domain's weight
+    offsets, threshold and rule overrides; a gate without them treats every pair alike.
     """
 
     weights: dict[str, float]
@@ -132,8 +192,12 @@ class LanguageGate:
     rules: dict[str, float] = field(default_factory=dict)
     impute: dict[str, float] = field(default_factory=dict)
     n_train: int | None = None
+    domains: dict[str, DomainGate] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        unknown = set(self.domains) - set(DOMAINS)
+        if unknown:
+            raise ValueError(f"unknown gate domains {sorted(unknown)}; known: {', '.join(DOMAINS)}")
         unknown = set(self.weights) - set(DESIGN_COLUMNS)
         if unknown:
             raise ValueError(f"unknown gate weights {sorted(unknown)}; known: {', '.join(DESIGN_COLUMNS)}")
@@ -155,6 +219,8 @@ class LanguageGate:
         """Plain JSON/YAML-ready dict; ``LanguageGate.from_dict(g.to_dict()) == g``."""
         d = asdict(self)
         d["weights"] = {k: float(v) for k, v in self.weights.items()}
+        if not self.domains:
+            del d["domains"]  # a gate without domains reads as it did before they existed
         return d
 
     @classmethod
@@ -187,6 +253,7 @@ class LanguageGate:
             rules={str(k): float(v) for k, v in dict(d.get("rules") or {}).items()},
             impute={str(k): float(v) for k, v in dict(d.get("impute") or {}).items()},
             n_train=None if d.get("n_train") is None else int(d["n_train"]),
+            domains={str(k): DomainGate.from_dict(v) for k, v in dict(d.get("domains") or {}).items()},
         )
 
 
@@ -264,18 +331,127 @@ def design_matrix(features: pl.DataFrame, gate: LanguageGate) -> np.ndarray:
         "sent_fewer": np.maximum(0.0, -sent_diff),
         "prefix_gain": _column(features, "prefix_gain", gate.imputed("prefix_gain")),
         "source_gap": _column(features, "source_gap", gate.imputed("source_gap")),
+        "copy_neutral": _column(features, "copy_sim", 0.0) * _column(features, "neutral", 0.0),
+        "word_log_ratio": _column(features, "word_log_ratio", 0.0),
+        "word_log_ratio_sq": _column(features, "word_log_ratio", 0.0) ** 2,
     }
     return np.column_stack([cols[c] for c in DESIGN_COLUMNS]) if features.height else np.zeros((0, len(DESIGN_COLUMNS)))
 
 
-def _weights(gate: LanguageGate) -> np.ndarray:
-    return np.array([gate.weights.get(c, 0.0) for c in DESIGN_COLUMNS], dtype=np.float64)
+def _weight_vector(weights: Mapping[str, float]) -> np.ndarray:
+    return np.array([weights.get(c, 0.0) for c in DESIGN_COLUMNS], dtype=np.float64)
 
 
 def predict_proba(features: pl.DataFrame, gate: LanguageGate) -> np.ndarray:
-    """``(n,)`` probability that each pair is a faithful translation, from the gate's logistic model."""
-    logits = design_matrix(features, gate) @ _weights(gate) + gate.bias
+    """``(n,)`` probability that each pair is a faithful translation, from the gate's logistic model
+    (plus, for a pair of a domain in ``gate.domains``, that domain's weight and bias offsets)."""
+    x = design_matrix(features, gate)
+    logits = x @ _weight_vector(gate.weights) + gate.bias
+    if gate.domains and len(x):
+        dom = domain_index(features)
+        for code, name in enumerate(DOMAINS):
+            d = gate.domains.get(name)
+            rows = dom == code
+            if d is not None and rows.any():
+                logits[rows] += x[rows] @ _weight_vector(d.weights) + d.bias
     return 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
+
+
+def domain_index(features: pl.DataFrame) -> np.ndarray:
+    """``(n,)`` int8 index into :data:`~corpusalign.verify.scores.DOMAINS` of each pair, from its source
+    length (``src_words``; without it ``src_chars / 6``; pairs of unknown length count as sentences)."""
+    if "src_words" in features.columns:
+        words = _column(features, "src_words", np.nan)
+    else:
+        words = _column(features, LENGTH_COLUMN, np.nan) / 6.0
+    return np.where(np.isnan(words), 1, domain_codes(np.nan_to_num(words, nan=0.0))).astype(np.int8)
+
+
+def _per_domain(gate: LanguageGate, dom: np.ndarray, value: Callable[[DomainGate | None], float]) -> np.ndarray:
+    """``(n,)`` values of a gate setting for each row, the row's domain override where there is one."""
+    out = np.full(len(dom), value(None), dtype=np.float64)
+    for code, name in enumerate(DOMAINS):
+        d = gate.domains.get(name)
+        if d is not None:
+            out[dom == code] = value(d)
+    return out
+
+
+def thresholds(features: pl.DataFrame, gate: LanguageGate) -> np.ndarray:
+    """``(n,)`` probability threshold of each pair: its domain's (``gate.domains``), else the gate's."""
+    return _per_domain(
+        gate, domain_index(features), lambda d: gate.threshold if d is None or d.threshold is None else d.threshold
+    )
+
+
+def rule_values(features: pl.DataFrame, gate: LanguageGate, name: str) -> np.ndarray:
+    """``(n,)`` value of hard rule ``name`` for each pair: its domain's override, else the gate's."""
+    base = gate.rule(name)
+    return _per_domain(gate, domain_index(features), lambda d: base if d is None else float(d.rules.get(name, base)))
+
+
+def _optional(features: pl.DataFrame, name: str) -> np.ndarray:
+    """A column as float64 with NaN for missing values (all NaN when the column is absent)."""
+    if name not in features.columns:
+        return np.full(features.height, np.nan)
+    return features[name].cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64)
+
+
+def hard_rules(
+    features: pl.DataFrame,
+    gate: LanguageGate,
+    lid_lang: Sequence[str | None] | None,
+    lang: str,
+    lid_score: Sequence[float | None] | None = None,
+) -> dict[str, np.ndarray]:
+    """``{reason: (n,) bool}``: where each hard rule fires (see the module docstring), in :data:`REASONS` order.
+
+    Every threshold is taken per row from the row's domain (:func:`rule_values`), so a rule that
+    calibration found unreliable for short strings can be off there and on for paragraphs.
+    """
+    n = features.height
+    r = {name: rule_values(features, gate, name) for name in DEFAULT_RULES}
+    copy = _column(features, "copy_sim", 0.0)
+    neutral = _column(features, "neutral", 0.0)
+    script = _column(features, "script_ok", 1.0)
+    lid = _optional(features, "lid_expected")
+    margin, nn, gap = _optional(features, "margin"), _optional(features, "nn_pair"), _optional(features, "source_gap")
+    chars = _column(features, LENGTH_COLUMN, np.inf) * np.exp(_column(features, "len_log_ratio", 0.0))
+    guesses = np.array(list(lid_lang) if lid_lang is not None else [None] * n, dtype=object)
+    scores = (
+        np.array([np.nan if s is None else float(s) for s in lid_score], dtype=np.float64) if lid_score else np.full(n, np.nan)
+    )
+    # a top guess counts only when it is sure of itself; one of unknown probability counts as sure
+    other = (guesses != None) & (guesses != lang) & (np.isnan(scores) | (scores >= r["lid_other_min"]))  # noqa: E711
+    ruled_out = (lid < r["lid_min_any"]) | ((lid < r["lid_min"]) & (chars >= r["lid_min_chars"]))
+    z = len_z(features, gate)
+    return {
+        "untranslated": (copy >= r["copy_sim_max"]) & ~((neutral >= 0.5) & (r["neutral_copy_ok"] >= 0.5)),
+        "wrong_language": (script < r["script_min"]) | (other & ~np.isnan(lid) & ruled_out),
+        "placeholder_mismatch": _column(features, "placeholder_ok", 1.0) < 0.5,
+        "number_mismatch": _column(features, "num_agree", 1.0) < r["num_min"],
+        "truncated": z < -r["len_z_max"],
+        "misaligned": (nn < 0.5) & (margin < r["margin_min"]) & (np.isnan(gap) | (gap >= r["gap_min"])),
+    }
+
+
+def _soft_reason(i: int, p: float, t: float, lang: str, cols: dict[str, np.ndarray], gate: LanguageGate) -> tuple[str, str]:
+    """The most specific reason a row dropped for its probability alone shows a sign of, and why."""
+    why = f"p={p:.3f} < {t:.3f}"
+    copy, script, lid, num, z = cols["copy"][i], cols["script"][i], cols["lid"][i], cols["num"][i], cols["z"][i]
+    margin, nn = cols["margin"][i], cols["nn"][i]
+    if copy >= 0.5:
+        return "untranslated", why + f"; close to a copy of the source (3-gram similarity {copy:.2f})"
+    if script < 0.9 or (not np.isnan(lid) and lid < 0.1 * gate.imputed("lid_expected")):
+        return "wrong_language", why + f"; script share {script:.2f}, P({lang}) {lid:.2f}"
+    if num < 1.0:
+        return "number_mismatch", why + f"; number agreement {num:.2f}"
+    if z < -2.0:
+        return "truncated", why + f"; length z-score {z:.1f}"
+    if (not np.isnan(nn) and nn < 0.5) or (not np.isnan(margin) and margin < 1.0):
+        mutual = "" if np.isnan(nn) or nn >= 0.5 else ", not mutual nearest neighbours"
+        return "misaligned", why + f"; margin {margin:.3f}{mutual}"
+    return "low_similarity", why + f"; cos {cols['cos'][i]:.3f}"
 
 
 def decide(
@@ -290,7 +466,9 @@ def decide(
     ``features`` holds the score columns (and ``verify_p`` when the verify step already computed the
     probability; otherwise :func:`predict_proba` computes it). ``lid_lang``: language ID's top guess
     per row (or ``None``), ``lid_score`` its probability (unknown: the guess counts as confident).
-    ``lang``: the expected language of the rows.
+    ``lang``: the expected language of the rows. The first hard rule that fires (:func:`hard_rules`)
+    gives the reason; a row no rule rejects is kept when its probability reaches its domain's
+    threshold (:func:`thresholds`), else it gets the most specific soft sign it shows.
 
     Example: a target that is a copy of its source (``copy_sim = 1``) gets ``("untranslated",
     "copy of the source (character 3-gram similarity 1.00)")`` whatever its probability.
@@ -302,84 +480,47 @@ def decide(
         raise ValueError(f"lid_score has {len(lid_score)} entries for {n} rows")
     p = predict_proba(features, gate)
     if "verify_p" in features.columns:
-        given = features["verify_p"].cast(pl.Float64).fill_nan(None).to_numpy()
-        p = np.where(np.isnan(given.astype(np.float64)), p, given)
-    copy = _column(features, "copy_sim", 0.0)
-    script = _column(features, "script_ok", 1.0)
-    lid = features["lid_expected"].cast(pl.Float64).to_numpy() if "lid_expected" in features.columns else np.full(n, np.nan)
-    num = _column(features, "num_agree", 1.0)
-    ph = _column(features, "placeholder_ok", 1.0)
-    z = len_z(features, gate)
-    margin = features["margin"].cast(pl.Float64).to_numpy() if "margin" in features.columns else np.full(n, np.nan)
-    nn = features["nn_pair"].cast(pl.Float64).to_numpy() if "nn_pair" in features.columns else np.full(n, np.nan)
-    chars = _column(features, LENGTH_COLUMN, np.inf) * np.exp(_column(features, "len_log_ratio", 0.0))
-    guesses = list(lid_lang) if lid_lang is not None else [None] * n
-    # a top guess counts only when it is sure of itself; one of unknown probability counts as sure
-    other_min = gate.rule("lid_other_min")
-    sure = [s is None or math.isnan(s) or s >= other_min for s in (lid_score if lid_score is not None else [None] * n)]
-
-    r = gate.rule
-    reasons: list[str | None] = []
-    details: list[str | None] = []
-    for i in range(n):
-        lid_i = None if np.isnan(lid[i]) else float(lid[i])
-        other = guesses[i] if guesses[i] and guesses[i] != lang and sure[i] else None
-        mis = not np.isnan(nn[i]) and nn[i] < 0.5 and not np.isnan(margin[i]) and margin[i] < r("margin_min")
-        hard: list[tuple[str, str]] = []
-        if copy[i] >= r("copy_sim_max"):
-            hard.append(("untranslated", f"copy of the source (character 3-gram similarity {copy[i]:.2f})"))
-        if script[i] < r("script_min"):
-            hard.append(("wrong_language", f"only {script[i]:.0%} of the letters are in the script of {lang}"))
-        elif (
-            other
-            and lid_i is not None
-            and (lid_i < r("lid_min_any") or (lid_i < r("lid_min") and chars[i] >= r("lid_min_chars")))
-        ):
-            hard.append(("wrong_language", f"language ID says {other}, {lang} has probability {lid_i:.3f}"))
-        if ph[i] < 0.5:
-            hard.append(("placeholder_mismatch", "placeholders, URLs or e-mails differ from the source"))
-        if num[i] < r("num_min"):
-            hard.append(("number_mismatch", f"numbers differ from the source (agreement {num[i]:.2f})"))
-        if z[i] < -r("len_z_max"):
-            hard.append(("truncated", f"much shorter than usual for {lang} (length z-score {z[i]:.1f})"))
-        if mis:
-            hard.append(("misaligned", f"not the source's nearest neighbour and margin {margin[i]:.3f}"))
-        if hard:
-            reasons.append(hard[0][0])
-            details.append(hard[0][1])
-            continue
-        if p[i] >= gate.threshold:
-            reasons.append(None)
-            details.append(None)
-            continue
-        why = f"p={p[i]:.3f} < {gate.threshold:.3f}"
-        if copy[i] >= 0.5:
-            reason = "untranslated"
-            why += f"; close to a copy of the source (3-gram similarity {copy[i]:.2f})"
-        elif script[i] < 0.9 or (lid_i is not None and lid_i < 0.1 * gate.imputed("lid_expected")):
-            reason = "wrong_language"
-            why += f"; script share {script[i]:.2f}, P({lang}) {lid_i if lid_i is not None else float('nan'):.2f}"
-        elif num[i] < 1.0:
-            reason = "number_mismatch"
-            why += f"; number agreement {num[i]:.2f}"
-        elif z[i] < -2.0:
-            reason = "truncated"
-            why += f"; length z-score {z[i]:.1f}"
-        elif (not np.isnan(nn[i]) and nn[i] < 0.5) or (not np.isnan(margin[i]) and margin[i] < 1.0):
-            reason = "misaligned"
-            why += f"; margin {margin[i]:.3f}" + ("" if np.isnan(nn[i]) or nn[i] >= 0.5 else ", not mutual nearest neighbours")
-        else:
-            reason = "low_similarity"
-            why += f"; cos {_cos_str(features, i)}"
-        reasons.append(reason)
-        details.append(why)
+        given = _optional(features, "verify_p")
+        p = np.where(np.isnan(given), p, given)
+    t = thresholds(features, gate)
+    hard = hard_rules(features, gate, lid_lang, lang, lid_score)
+    cols = {
+        "copy": _column(features, "copy_sim", 0.0),
+        "script": _column(features, "script_ok", 1.0),
+        "lid": _optional(features, "lid_expected"),
+        "num": _column(features, "num_agree", 1.0),
+        "z": len_z(features, gate),
+        "margin": _optional(features, "margin"),
+        "nn": _optional(features, "nn_pair"),
+        "cos": _column(features, "cos", np.nan),
+        "guess": list(lid_lang) if lid_lang is not None else [None] * n,
+    }
+    reasons: list[str | None] = [None] * n
+    details: list[str | None] = [None] * n
+    decided = np.zeros(n, dtype=bool)
+    for reason, fires in hard.items():
+        for i in np.flatnonzero(fires & ~decided):
+            reasons[i], details[i] = reason, _hard_detail(reason, int(i), lang, cols)
+        decided |= fires
+    for i in np.flatnonzero(~decided & (p < t)):
+        reasons[i], details[i] = _soft_reason(int(i), float(p[i]), float(t[i]), lang, cols, gate)
     return reasons, details
 
 
-def _cos_str(features: pl.DataFrame, i: int) -> str:
-    if "cos" not in features.columns or features["cos"][i] is None:
-        return "n/a"
-    return f"{float(features['cos'][i]):.3f}"
+def _hard_detail(reason: str, i: int, lang: str, cols: dict[str, np.ndarray]) -> str:
+    if reason == "untranslated":
+        return f"copy of the source (character 3-gram similarity {cols['copy'][i]:.2f})"
+    if reason == "wrong_language":
+        if cols["script"][i] < 0.5:
+            return f"only {cols['script'][i]:.0%} of the letters are in the script of {lang}"
+        return f"language ID says {cols['guess'][i]}, {lang} has probability {cols['lid'][i]:.3f}"
+    if reason == "placeholder_mismatch":
+        return "placeholders, URLs or e-mails differ from the source"
+    if reason == "number_mismatch":
+        return f"numbers differ from the source (agreement {cols['num'][i]:.2f})"
+    if reason == "truncated":
+        return f"much shorter than usual for {lang} (length z-score {cols['z'][i]:.1f})"
+    return f"another source fits better: not the source's nearest neighbour and margin {cols['margin'][i]:.3f}"
 
 
 GATES_FILE = "gates_e5_small.json"
