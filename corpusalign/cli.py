@@ -28,7 +28,7 @@ err = Console(stderr=True)
 
 
 def sample_dir() -> Path:
-    """The bundled sample: UDHR paragraphs (en/de/ja/sw) and Tatoeba sentences (en/de/ja)."""
+    """The bundled sample: UDHR paragraphs (en/de/ja/sw), Tatoeba sentences (en/de/ja) and CLDR names (en/de/ja/sw)."""
     return Path(str(files("corpusalign") / "data" / "sample"))
 
 
@@ -145,7 +145,8 @@ def build(
     if not input and not quiet:
         err.print(
             f"No --input given: building the bundled sample in {sample_dir()} "
-            "(UDHR en/de/ja/sw, Tatoeba en/de/ja; existing human translations imported by the tm translator)."
+            "(UDHR en/de/ja/sw, Tatoeba en/de/ja, CLDR names en/de/ja/sw; "
+            "existing human translations imported by the tm translator)."
         )
     try:
         plan = make_plan(cfg, inputs, output)

@@ -25,6 +25,7 @@ BUNDLED_SAMPLE = REPO / "corpusalign" / "data" / "sample"
 _SAMPLES = {
     "tatoeba_en_de_ja.dev.jsonl": "tatoeba_en_de_ja.jsonl",
     "udhr_en_de_ja_sw.blocks.jsonl": "udhr_en_de_ja_sw.jsonl",
+    "cldr_en_de_ja_sw.names.jsonl": "cldr_names_en_de_ja_sw.jsonl",
 }
 
 

@@ -42,7 +42,7 @@ SCORE_HELP: dict[str, str] = {
     "verify_p": "gate probability that the pair is a faithful translation",
     "cos": "cosine of source and target embeddings",
     "margin": "ratio margin among the batch's pairs (> 1: the pair stands out)",
-    "len_log_ratio": "log(target chars / source chars)",
+    "len_log_ratio": "log(target length / source length), a Han character counting three",
     "lid_expected": "language-ID probability of the row's own language",
     "copy_sim": "character 3-gram overlap with the source (1.0: untranslated copy)",
     "script_ok": "share of letters in the language's scripts",

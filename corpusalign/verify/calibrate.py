@@ -81,6 +81,7 @@ from corpusalign.verify.gate import (
     DEFAULT_IMPUTE,
     DEFAULT_RULES,
     DESIGN_COLUMNS,
+    LENGTH_FIELDS,
     DomainGate,
     LanguageGate,
     decide,
@@ -178,9 +179,6 @@ def score_pairs(
 # ---------------------------------------------------------------------------------------------
 # fitting
 # ---------------------------------------------------------------------------------------------
-
-
-LENGTH_FIELDS = ("len_log_ratio_mean", "len_log_ratio_std", "len_log_ratio_slope", "len_log_ratio_var_chars")
 
 
 def _length_model(llr: np.ndarray, chars: np.ndarray, fit_shape: bool) -> dict[str, float]:
@@ -334,7 +332,8 @@ def _domain_rules(good: pl.DataFrame, gate: LanguageGate, lang: str) -> dict[str
 
     Language ID cannot tell a one-word Swahili label from Sundanese, a length ratio means little for
     "Delete" -> "削除", and a pool of UI strings is dense with near-synonyms: a rule that would
-    throw away real data of a domain is relaxed, or switched off, for that domain alone. A domain
+    throw away real data of a domain is relaxed, or switched off, for that domain alone; the
+    domain also gets its own length model (a terse kanji label is not a truncated sentence). A domain
     with fewer than ``MIN_CELL_GOOD`` good pairs cannot show that a rule is safe for it: there it
     gets ``THIN_DOMAIN_RULES`` (length and language ID left to the probability, the misaligned rule
     only where another source fits the target clearly better), the others keep the language's settings.
@@ -346,12 +345,15 @@ def _domain_rules(good: pl.DataFrame, gate: LanguageGate, lang: str) -> dict[str
         if part.height < MIN_CELL_GOOD:
             out[domain] = DomainGate(rules=dict(THIN_DOMAIN_RULES))
             continue
+        chars = part[LENGTH_COLUMN].to_numpy()
+        length = _length_model(part["len_log_ratio"].to_numpy(), chars, fit_shape=part.height >= 200)
+        cell = LanguageGate(**{**gate.__dict__, **length})  # the rules are measured under the domain's length model
         rules = {}
         for reason, candidates, off in RULE_CANDIDATES:
-            for name, value in _strictest_rule(part, gate, lang, reason, candidates, off).items():
+            for name, value in _strictest_rule(part, cell, lang, reason, candidates, off).items():
                 if value != gate.rule(name):
                     rules[name] = value
-        out[domain] = DomainGate(rules=rules)
+        out[domain] = DomainGate(rules=rules, length=length)
     return out
 
 
@@ -787,14 +789,16 @@ def _gate_from(
     domains = {}
     for name in DOMAINS:
         rules = base.domains[name].rules if name in base.domains else {}
+        length = base.domains[name].length if name in base.domains else {}
         dw, db = joint.domains.get(name, (None, 0.0))
-        if dw is None and name not in per_domain and not rules:
+        if dw is None and name not in per_domain and not rules and not length:
             continue
         domains[name] = DomainGate(
             weights={} if dw is None else {c: float(v) for c, v in zip(DESIGN_COLUMNS, dw)},
             bias=float(db),
             threshold=per_domain.get(name),
             rules=rules,
+            length=length,
         )
     return LanguageGate(
         **{

@@ -11,7 +11,7 @@ column             type      meaning
                              null for a pool of fewer than 2 pairs)
 ``nn_pair``        bool      source and target are each other's nearest neighbours in the pool
                              (null for a pool of fewer than 2 pairs)
-``len_log_ratio``  float32   ``log(target chars / source chars)``
+``len_log_ratio``  float32   ``log(target length / source length)`` (a Han character counts 3)
 ``num_agree``      float32   Jaccard of the numbers on both sides (1.0 when there are none)
 ``placeholder_ok`` bool      printf/brace placeholders, URLs and e-mails all survived
 ``copy_sim``       float32   character 3-gram Jaccard of the texts (1.0 for an untranslated copy)

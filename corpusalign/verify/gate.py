@@ -115,6 +115,9 @@ DEFAULT_IMPUTE: dict[str, float] = {
     "source_gap": SOURCE_GAP_IMPUTE,
 }
 
+#: The fields of a length model (:class:`LanguageGate`, or a :class:`DomainGate` override).
+LENGTH_FIELDS = ("len_log_ratio_mean", "len_log_ratio_std", "len_log_ratio_slope", "len_log_ratio_var_chars")
+
 REASONS: tuple[str, ...] = (
     "untranslated",
     "wrong_language",
@@ -132,13 +135,16 @@ class DomainGate:
 
     ``weights`` (by :data:`DESIGN_COLUMNS` name) and ``bias`` are added to the language's; ``threshold``
     replaces its threshold (``None``: the language's); ``rules`` override hard-rule thresholds (a rule
-    that drops too many good pairs of the domain is set where it never fires).
+    that drops too many good pairs of the domain is set where it never fires); ``length`` overrides
+    the language's length model (:data:`LENGTH_FIELDS`): "Yesterday" -> "昨日" is short for Japanese
+    sentences, not for Japanese UI labels.
     """
 
     weights: dict[str, float] = field(default_factory=dict)
     bias: float = 0.0
     threshold: float | None = None
     rules: dict[str, float] = field(default_factory=dict)
+    length: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(DESIGN_COLUMNS)
@@ -149,17 +155,22 @@ class DomainGate:
             raise ValueError(f"unknown domain rules {sorted(unknown)}; known: {', '.join(DEFAULT_RULES)}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.length and set(self.length) != set(LENGTH_FIELDS):
+            raise ValueError(f"a domain's length model needs exactly {', '.join(LENGTH_FIELDS)}, got {sorted(self.length)}")
+        if self.length and not self.length["len_log_ratio_std"] > 0:
+            raise ValueError(f"len_log_ratio_std must be > 0, got {self.length['len_log_ratio_std']}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DomainGate:
-        unknown = set(d) - {"weights", "bias", "threshold", "rules"}
+        unknown = set(d) - {"weights", "bias", "threshold", "rules", "length"}
         if unknown:
-            raise ValueError(f"unknown domain gate keys {sorted(unknown)}; known: bias, rules, threshold, weights")
+            raise ValueError(f"unknown domain gate keys {sorted(unknown)}; known: bias, length, rules, threshold, weights")
         return cls(
             weights={str(k): float(v) for k, v in dict(d.get("weights") or {}).items()},
             bias=float(d.get("bias") or 0.0),
             threshold=None if d.get("threshold") is None else float(d["threshold"]),
             rules={str(k): float(v) for k, v in dict(d.get("rules") or {}).items()},
+            length={str(k): float(v) for k, v in dict(d.get("length") or {}).items()},
         )
 
 
@@ -268,11 +279,13 @@ def _column(features: pl.DataFrame, name: str, fill: float) -> np.ndarray:
 LENGTH_REFERENCE_CHARS = 40.0
 
 
-def expected_length(chars: np.ndarray, gate: LanguageGate) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of ``len_log_ratio`` for good pairs with sources of ``chars`` characters."""
+def expected_length(chars: np.ndarray, gate: LanguageGate | Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of ``len_log_ratio`` for good pairs with sources of ``chars``
+    characters, under ``gate``'s length model (or a mapping of :data:`LENGTH_FIELDS`)."""
+    m = {f: getattr(gate, f) for f in LENGTH_FIELDS} if isinstance(gate, LanguageGate) else gate
     chars = np.maximum(np.asarray(chars, dtype=np.float64), 1.0)
-    mean = gate.len_log_ratio_mean + gate.len_log_ratio_slope * (np.log(chars) - math.log(LENGTH_REFERENCE_CHARS))
-    std = np.sqrt(gate.len_log_ratio_std**2 + max(gate.len_log_ratio_var_chars, 0.0) / chars)
+    mean = m["len_log_ratio_mean"] + m["len_log_ratio_slope"] * (np.log(chars) - math.log(LENGTH_REFERENCE_CHARS))
+    std = np.sqrt(m["len_log_ratio_std"] ** 2 + max(m["len_log_ratio_var_chars"], 0.0) / chars)
     return mean, std
 
 
@@ -280,11 +293,19 @@ def len_z(features: pl.DataFrame, gate: LanguageGate) -> np.ndarray:
     """Length z-score of each pair, ``(len_log_ratio - mean) / std`` (0 when ``len_log_ratio`` is missing).
 
     Mean and std depend on the source length (``src_chars``; the gate's typical length when the
-    column is absent), see :func:`expected_length`. Example: for German (mean about 0.14, std about
+    column is absent), see :func:`expected_length`, and on the pair's domain where the gate has a
+    length model for it (:class:`DomainGate`). Example: for German (mean about 0.14, std about
     0.2) a target with half the source's characters (``log 0.5 = -0.69``) has z about -4.
     """
     chars = _column(features, LENGTH_COLUMN, math.expm1(gate.imputed("log_chars")))
     mean, std = expected_length(chars, gate)
+    if any(d.length for d in gate.domains.values()):  # a domain with its own length model
+        dom = domain_index(features)
+        for code, name in enumerate(DOMAINS):
+            d = gate.domains.get(name)
+            rows = dom == code
+            if d is not None and d.length and rows.any():
+                mean[rows], std[rows] = expected_length(chars[rows], d.length)
     llr = _column(features, "len_log_ratio", np.nan)
     return np.where(np.isnan(llr), 0.0, (llr - mean) / std)
 

@@ -300,18 +300,35 @@ def _check_texts(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> None:
         raise ValueError(f"src_texts and tgt_texts must be aligned, got {len(src_texts)} and {len(tgt_texts)} texts")
 
 
+#: A Han character (kanji, hanzi) counts as this many characters in length ratios: it carries about
+#: as much as a short word, where a kana or a Latin letter carries a sound ("Yesterday" -> "昨日",
+#: "Denmark" -> "デンマーク").
+HAN_WEIGHT = 3
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def text_length(text: str) -> int:
+    """Characters of ``text``, a Han character counting :data:`HAN_WEIGHT` (at least 1 for an empty text).
+
+    >>> text_length("Yesterday"), text_length("昨日"), text_length("デンマーク"), text_length("")
+    (9, 6, 5, 1)
+    """
+    text = text or ""
+    return max(len(text) + (HAN_WEIGHT - 1) * len(_HAN.findall(text)), 1)
+
+
 def length_log_ratio(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> np.ndarray:
-    """``log(len(tgt) / len(src))`` in characters (an empty text counts as one character), float32.
+    """``log(length(tgt) / length(src))``, lengths by :func:`text_length` (characters, a Han character
+    counting three), float32. Japanese mixes kanji and kana, so a plain character count would call
+    "Yesterday" -> "昨日" (2 characters for 9) much shorter than "Denmark" -> "デンマーク" (5 for 7).
 
     Example::
 
-        >>> length_log_ratio(["abcd"], ["ab"]).round(3)
-        array([-0.693], dtype=float32)
+        >>> length_log_ratio(["abcd", "Yesterday"], ["ab", "昨日"]).round(3)
+        array([-0.693, -0.405], dtype=float32)
     """
     _check_texts(src_texts, tgt_texts)
-    return np.array(
-        [math.log(max(len(t or ""), 1) / max(len(s or ""), 1)) for s, t in zip(src_texts, tgt_texts)], dtype=np.float32
-    )
+    return np.array([math.log(text_length(t) / text_length(s)) for s, t in zip(src_texts, tgt_texts)], dtype=np.float32)
 
 
 # a number: digits, optionally with thousands groups ("1,000", "1.000", "1 000", "1'000")
