@@ -294,3 +294,29 @@ def test_calibrate_reports_how_thresholds_were_chosen(pairs: pl.DataFrame) -> No
     for lang, info in how.items():
         assert f1_only.gates[lang].threshold == pytest.approx(info["first"], abs=1e-4)
         assert f1_only.gates[lang].threshold <= bound.gates[lang].threshold
+
+
+def test_a_rule_that_drops_good_short_strings_is_relaxed_for_short_strings_only() -> None:
+    """Language ID reads one-word Swahili labels as another language: calibration switches its hard
+    rule off for short strings and keeps it for sentences, where it is right."""
+    from corpusalign.verify.calibrate import MIN_CELL_GOOD, _domain_rules
+
+    n = MIN_CELL_GOOD + 20
+    good = pl.DataFrame(
+        {
+            "src_text": [f"Label {i}" for i in range(n)]
+            + [f"This is a sentence of about ten words, number {i}." for i in range(n)],
+            "src_words": [1] * n + [10] * n,
+            "src_chars": [7] * n + [50] * n,
+            "len_log_ratio": [0.0] * (2 * n),
+            "lid_expected": [0.0] * (n // 4) + [0.9] * (n - n // 4) + [0.9] * n,  # a quarter of the labels: sw ruled out
+            "lid_lang": ["en"] * (n // 4) + ["sw"] * (n - n // 4) + ["sw"] * n,
+            "lid_score": [0.95] * (n // 4) + [0.9] * (n - n // 4) + [0.9] * n,
+            "script_ok": [1.0] * (2 * n),
+        }
+    )
+    gate = LanguageGate(weights={}, bias=0.0, threshold=0.5, len_log_ratio_mean=0.0, len_log_ratio_std=0.2)
+    domains = _domain_rules(good, gate, "sw")
+    assert domains["short"].rules.get("lid_other_min") == 2.0  # off: no guess is sure enough
+    assert "lid_other_min" not in domains["sentence"].rules  # the language's rule stands
+    assert domains["short"].length and domains["sentence"].length  # each with its own length model

@@ -193,3 +193,67 @@ def test_shipped_gates() -> None:
     copy = _rows({"cos": 1.0, "margin": 1.1, "copy_sim": 1.0, "lid_expected": 0.0})
     assert decide(good, DEFAULT_GATES["de"], ["de"], "de")[0] == [None]
     assert decide(copy, DEFAULT_GATES["de"], ["en"], "de")[0] == ["untranslated"]
+
+
+def _domain_gate() -> LanguageGate:
+    """A gate whose short strings have their own threshold, no length rule and their own length model."""
+    from corpusalign.verify.gate import DomainGate
+
+    short = DomainGate(
+        weights={"cos": 2.0},
+        bias=-1.0,
+        threshold=0.2,
+        rules={"len_z_max": 1e9, "neutral_copy_ok": 1.0},
+        length={"len_log_ratio_mean": -0.5, "len_log_ratio_std": 0.5, "len_log_ratio_slope": 0.0, "len_log_ratio_var_chars": 0.0},
+    )
+    return LanguageGate(**{**GATE.__dict__, "domains": {"short": short}})
+
+
+def test_domain_gate_round_trip_and_validation() -> None:
+    from corpusalign.verify.gate import DomainGate
+
+    gate = _domain_gate()
+    d = json.loads(json.dumps(gate.to_dict()))
+    assert LanguageGate.from_dict(d) == gate
+    assert "domains" not in GATE.to_dict()  # a gate without domains reads as it did before they existed
+    with pytest.raises(ValueError, match="unknown gate domains"):
+        LanguageGate.from_dict({**d, "domains": {"tweets": {}}})
+    with pytest.raises(ValueError, match="unknown domain rules"):
+        DomainGate(rules={"len_max": 1.0})
+    with pytest.raises(ValueError, match="unknown domain gate keys"):
+        DomainGate.from_dict({"treshold": 0.1})
+    with pytest.raises(ValueError, match="length model"):
+        DomainGate(length={"len_log_ratio_mean": 0.0})
+
+
+def test_a_domain_has_its_own_threshold_rules_and_length_model() -> None:
+    gate = _domain_gate()
+    # the same scores, once for a one-word source (short string) and once for a 12-word sentence
+    rows = _rows(
+        {"cos": 0.75, "src_words": 1, "len_log_ratio": -1.2},
+        {"cos": 0.75, "src_words": 12, "len_log_ratio": -1.2},
+        {"cos": 0.75, "src_words": 12, "len_log_ratio": 0.0},
+    )
+    p = predict_proba(rows, gate)
+    assert p[0] != pytest.approx(p[1])  # the short string's weight and bias offsets apply to it alone
+    z = len_z(rows, gate)
+    assert z[0] == pytest.approx((-1.2 + 0.5) / 0.5) and z[1] == pytest.approx(-1.2 / 0.2)
+    reasons, _ = decide(rows, gate, None, "de")
+    # the sentence is truncated (z -6 against the language's model); the short string is not judged by length
+    assert reasons[1] == "truncated" and reasons[0] != "truncated"
+    # thresholds: at cos 0.7 the sentence has p = sigmoid(7 - 8) = 0.27 < 0.5; the short string
+    # p = sigmoid(7 + 1.4 - 8 - 1) = 0.35, over its own threshold of 0.2
+    same = _rows({"cos": 0.7, "src_words": 1}, {"cos": 0.7, "src_words": 12})
+    assert decide(same, gate, None, "de")[0] == [None, "low_similarity"]
+
+
+def test_language_neutral_copies_are_left_to_the_probability() -> None:
+    gate = _domain_gate()
+    copy = _rows(
+        {"copy_sim": 1.0, "cos": 0.99, "src_words": 1, "neutral": 1.0},
+        {"copy_sim": 1.0, "cos": 0.99, "src_words": 1, "neutral": 0.0},
+    )
+    reasons, _ = decide(copy, gate, None, "de")
+    assert reasons == [None, "untranslated"]  # "April" -> "April" passes; "Delete the files" copied does not
+    # without neutral_copy_ok (a gate of an earlier release) every copy is a hard untranslated
+    assert decide(copy, GATE, None, "de")[0] == ["untranslated", "untranslated"]

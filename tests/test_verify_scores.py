@@ -295,3 +295,48 @@ def test_lid_expected_probability() -> None:
     assert probs[0] > 0.9 and probs[1] == 0.0 and probs[2] < 0.05
     top, top_p, expected = lid_predictions(["Alle Menschen sind frei und gleich an Würde und Rechten geboren."], "sw")
     assert top == ["de"] and top_p[0] > 0.9 and expected[0] < 0.01
+
+
+def test_word_counts_and_domains() -> None:
+    from corpusalign.verify.scores import domain_of, word_count
+
+    assert word_count("Confirm password") == 2
+    assert word_count("パスワードを確認") == 4  # CJK: one word per two characters
+    assert word_count("%s: %d files") == 2  # placeholders are not words
+    assert [domain_of(t) for t in ("Save", "Tom sat in front of me.", "Tom is still asleep, but his sister is at work.")] == [
+        "short",
+        "short",
+        "sentence",
+    ]
+    assert domain_of("word " * 26) == "paragraph" and domain_of("word " * 25) == "sentence"
+
+
+def test_length_counts_a_han_character_as_three() -> None:
+    from corpusalign.verify.scores import text_length
+
+    assert text_length("昨日") == 6 and text_length("デンマーク") == 5 and text_length("") == 1
+    # "Yesterday" -> "昨日" is no longer read as much shorter than "Denmark" -> "デンマーク"
+    yesterday, denmark = length_log_ratio(["Yesterday", "Denmark"], ["昨日", "デンマーク"])
+    assert abs(yesterday - denmark) < 0.1
+
+
+def test_language_neutral_texts() -> None:
+    from corpusalign.verify.scores import language_neutral
+
+    got = language_neutral(["April", "Isle of Man", "USB 3.0", "42 %", "save the file", "Tom is here now and then"])
+    assert got.tolist() == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+
+
+def test_positional_placeholders_are_moved_ones() -> None:
+    ok = placeholder_agreement(['column "%s" of relation "%s"', "%s of %d"], ['リレーション"%2$s"の列"%1$s"', "%1$d von %1$d"])
+    assert ok.tolist() == [True, False]  # reordering is fine; %d twice for %s and %d is not
+    assert number_agreement(['unrecognized parameter "%s" in file "%s"'], ['ファイル"%2$s"中のパラメータ"%1$s"'])[0] == 1.0
+
+
+def test_script_share_leaves_out_words_shared_with_the_source() -> None:
+
+    src = ["Print ARGUMENT(s) according to FORMAT"]
+    tgt = ["ARGUMENT を FORMAT に従って表示します"]
+    assert script_agreement(tgt, "ja")[0] < 0.6
+    assert script_agreement(tgt, "ja", src)[0] == 1.0
+    assert script_agreement(["Dateien auswählen"], "ja", ["Select files"])[0] == 0.0  # German is still not Japanese

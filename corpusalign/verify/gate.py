@@ -129,6 +129,15 @@ REASONS: tuple[str, ...] = (
 )
 
 
+def _check_names(what: str, **named: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` for a weight, rule or domain name that the gate does not know."""
+    known = {"weights": DESIGN_COLUMNS, "rules": tuple(DEFAULT_RULES), "domains": DOMAINS}
+    for kind, mapping in named.items():
+        unknown = set(mapping) - set(known[kind])
+        if unknown:
+            raise ValueError(f"unknown {what} {kind} {sorted(unknown)}; known: {', '.join(known[kind])}")
+
+
 @dataclass(frozen=True)
 class DomainGate:
     """What a gate does differently for the pairs of one domain (short strings, sentences, paragraphs).
@@ -147,12 +156,7 @@ class DomainGate:
     length: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = set(self.weights) - set(DESIGN_COLUMNS)
-        if unknown:
-            raise ValueError(f"unknown domain weights {sorted(unknown)}; known: {', '.join(DESIGN_COLUMNS)}")
-        unknown = set(self.rules) - set(DEFAULT_RULES)
-        if unknown:
-            raise ValueError(f"unknown domain rules {sorted(unknown)}; known: {', '.join(DEFAULT_RULES)}")
+        _check_names("domain", weights=self.weights, rules=self.rules)
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
         if self.length and set(self.length) != set(LENGTH_FIELDS):
@@ -206,15 +210,7 @@ class LanguageGate:
     domains: dict[str, DomainGate] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = set(self.domains) - set(DOMAINS)
-        if unknown:
-            raise ValueError(f"unknown gate domains {sorted(unknown)}; known: {', '.join(DOMAINS)}")
-        unknown = set(self.weights) - set(DESIGN_COLUMNS)
-        if unknown:
-            raise ValueError(f"unknown gate weights {sorted(unknown)}; known: {', '.join(DESIGN_COLUMNS)}")
-        unknown = set(self.rules) - set(DEFAULT_RULES)
-        if unknown:
-            raise ValueError(f"unknown gate rules {sorted(unknown)}; known: {', '.join(DEFAULT_RULES)}")
+        _check_names("gate", weights=self.weights, rules=self.rules, domains=self.domains)
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
         if not self.len_log_ratio_std > 0:
