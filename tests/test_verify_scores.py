@@ -340,3 +340,11 @@ def test_script_share_leaves_out_words_shared_with_the_source() -> None:
     assert script_agreement(tgt, "ja")[0] < 0.6
     assert script_agreement(tgt, "ja", src)[0] == 1.0
     assert script_agreement(["Dateien auswählen"], "ja", ["Select files"])[0] == 0.0  # German is still not Japanese
+
+
+def test_names_with_modifier_letters_and_elided_articles() -> None:
+    from corpusalign.verify.scores import language_neutral
+
+    # ʼ and ʻ are letters of Latin orthographies, not another script
+    assert script_agreement(["Kwakʼwala", "Hawaiʻi"], "de").tolist() == [1.0, 1.0]
+    assert language_neutral(["Côte d’Ivoire", "l'Ouest"]).tolist() == [1.0, 1.0]

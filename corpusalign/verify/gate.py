@@ -452,20 +452,28 @@ def hard_rules(
     }
 
 
+#: Soft signs that name the reason of a row dropped for its probability alone (see the module docstring).
+SOFT_COPY_SIM = 0.5  # copy_sim at or above: close to a copy of the source
+SOFT_SCRIPT_OK = 0.9  # script_ok below: letters of another script
+SOFT_LID_SHARE = 0.1  # lid_expected below this share of the language's usual value
+SOFT_LEN_Z = -2.0  # length z-score below: shorter than usual
+SOFT_MARGIN = 1.0  # margin below (or not mutual nearest neighbours): another pair fits as well
+
+
 def _soft_reason(i: int, p: float, t: float, lang: str, cols: dict[str, np.ndarray], gate: LanguageGate) -> tuple[str, str]:
     """The most specific reason a row dropped for its probability alone shows a sign of, and why."""
     why = f"p={p:.3f} < {t:.3f}"
     copy, script, lid, num, z = cols["copy"][i], cols["script"][i], cols["lid"][i], cols["num"][i], cols["z"][i]
     margin, nn = cols["margin"][i], cols["nn"][i]
-    if copy >= 0.5:
+    if copy >= SOFT_COPY_SIM:
         return "untranslated", why + f"; close to a copy of the source (3-gram similarity {copy:.2f})"
-    if script < 0.9 or (not np.isnan(lid) and lid < 0.1 * gate.imputed("lid_expected")):
+    if script < SOFT_SCRIPT_OK or (not np.isnan(lid) and lid < SOFT_LID_SHARE * gate.imputed("lid_expected")):
         return "wrong_language", why + f"; script share {script:.2f}, P({lang}) {lid:.2f}"
     if num < 1.0:
         return "number_mismatch", why + f"; number agreement {num:.2f}"
-    if z < -2.0:
+    if z < SOFT_LEN_Z:
         return "truncated", why + f"; length z-score {z:.1f}"
-    if (not np.isnan(nn) and nn < 0.5) or (not np.isnan(margin) and margin < 1.0):
+    if (not np.isnan(nn) and nn < 0.5) or (not np.isnan(margin) and margin < SOFT_MARGIN):
         mutual = "" if np.isnan(nn) or nn >= 0.5 else ", not mutual nearest neighbours"
         return "misaligned", why + f"; margin {margin:.3f}{mutual}"
     return "low_similarity", why + f"; cos {cols['cos'][i]:.3f}"

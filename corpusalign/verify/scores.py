@@ -543,6 +543,7 @@ SCRIPT_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
         (0xAA, 0xAA),
         (0xBA, 0xBA),
         (0xC0, 0x24F),
+        (0x2B0, 0x2FF),  # modifier letters of Latin orthographies: ʼ in "Kwakʼwala", ʻ in "Hawaiʻi"
         (0x1E00, 0x1EFF),
         (0x2C60, 0x2C7F),
         (0xA720, 0xA7FF),
@@ -703,6 +704,7 @@ def domain_of(text: str) -> str:
 
 
 _LETTER_WORD = re.compile(r"[^\W\d_]", re.UNICODE)
+_ELIDED = re.compile(r"^[a-z]{1,2}['’][A-Z]")
 
 
 def _neutral(text: str) -> bool:
@@ -711,8 +713,9 @@ def _neutral(text: str) -> bool:
         return True  # numbers, codes, punctuation: the same in every language
     if len(words) > 4:
         return False
-    # names, month names, acronyms, product codes: each word of 3 or more letters starts with a capital or a digit
-    return all(w[0].isupper() or w[0].isdigit() or len(w) < 3 or not _LETTER_WORD.search(w) for w in words)
+    # names, month names, acronyms, product codes: each word of 3 or more letters starts with a capital
+    # or a digit, or with an elided article before one ("d'Ivoire", "l'Ouest")
+    return all(w[0].isupper() or w[0].isdigit() or len(w) < 3 or not _LETTER_WORD.search(w) or _ELIDED.match(w) for w in words)
 
 
 def language_neutral(texts: Sequence[str]) -> np.ndarray:
@@ -726,7 +729,7 @@ def language_neutral(texts: Sequence[str]) -> np.ndarray:
     deliberately loose ("Save" passes it too): it only stops the copy from being a hard rule, and the
     calibrated gate weighs the copy for each domain.
 
-    >>> language_neutral(["April", "USB 3.0", "42 %", "Isle of Man", "Save", "save the file", "Tom is here now"])
-    array([1., 1., 1., 1., 1., 0., 0.], dtype=float32)
+    >>> language_neutral(["April", "USB 3.0", "42 %", "Isle of Man", "Côte d’Ivoire", "Save", "save the file"])
+    array([1., 1., 1., 1., 1., 1., 0.], dtype=float32)
     """
     return np.array([1.0 if _neutral(t) else 0.0 for t in texts], dtype=np.float32)
