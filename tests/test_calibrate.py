@@ -70,6 +70,8 @@ def test_synthetic_mode_fits_gates_and_reports(synthetic: CalibrationResult) -> 
     # copies and wrong scripts are caught by hard rules whatever the embedder
     assert m["overall"]["kinds"]["untranslated"]["kept"] == 0.0
     assert m["per_language"]["de"]["kinds"]["wrong_language"]["kept"] <= 0.1
+    # held-out metrics per length domain too (the sample's Tatoeba sentences are short strings and sentences)
+    assert {"short", "sentence"} <= set(m["per_domain"]) and m["per_domain"]["short"]["n"] > 0
     assert res.heldout is not None and {"keep", "reason", "verify_p"} <= set(res.heldout.columns)
     # the German gate knows German targets are a little longer than English sources
     assert res.gates["de"].len_log_ratio_mean > res.gates["ja"].len_log_ratio_mean
@@ -266,6 +268,7 @@ def test_recall_first_thresholds_keep_the_target_share_of_good_pairs(synthetic: 
     m = synthetic.metrics
     assert m["recall_target"] == RECALL_TARGET and m["max_kept"] is None
     assert set(m["thresholds"]) == {"de", "ja", "*"}
+    assert any(info["reachable"] for info in m["thresholds"].values())  # the check below is not vacuous
     for lang, info in m["thresholds"].items():
         gate = synthetic.gates[lang]
         assert gate.threshold == pytest.approx(info["threshold"], abs=1e-4)

@@ -40,8 +40,8 @@ training part, per language:
 Which threshold each language and domain got, and why, is in ``metrics["thresholds"]``; the
 relaxed rules in ``metrics["rules"]``. The ``"*"`` gate for unseen languages is a separate fit over
 all languages with one pooled length model, as it meets them at run time. The held-out part is then
-scored once with the finished gates: its precision, recall and F1 per language, per fault kind and
-for short texts are the reported metrics (``metrics``). Finally the weights, length models and
+scored once with the finished gates: its precision, recall and F1 per language, per length domain
+and per fault kind are the reported metrics (``metrics``). Finally the weights, length models and
 rules are refitted on all pairs (thresholds stay; ``refit=False`` keeps the training-part weights).
 
 Example::
@@ -100,9 +100,6 @@ TARGET_PAIRS = 600
 MAX_ROUNDS = 8
 #: Synthetic mode: share of truncations that keep their final punctuation (harder than a plain cut-off).
 KEEP_PUNCT_SHARE = 1 / 3
-#: Source texts of at most this many words count as short in the metrics.
-SHORT_WORDS = 3
-
 LidSpec = Callable[[list[str], list[str]], np.ndarray] | str | bool | None
 
 
@@ -954,7 +951,7 @@ def apply_gates(feats: pl.DataFrame, gates: dict[str, LanguageGate]) -> pl.DataF
 
 
 def evaluate(scored: pl.DataFrame) -> dict[str, Any]:
-    """Precision/recall/F1 overall, per language and for short sources; per fault kind the share kept."""
+    """Precision/recall/F1 overall, per language and per length domain; per fault kind the share kept."""
 
     def block(df: pl.DataFrame) -> dict[str, Any]:
         out = _prf(df["keep"].to_numpy(), df["label"].to_numpy().astype(bool))
@@ -966,11 +963,13 @@ def evaluate(scored: pl.DataFrame) -> dict[str, Any]:
             out["kinds"] = dict(sorted(kinds.items()))
         return out
 
-    short = scored.filter(pl.col("src_text").str.split(" ").list.len() <= SHORT_WORDS)
+    dom = domain_index(scored)
     return {
         "overall": block(scored),
         "per_language": {str(lang): block(part) for (lang,), part in scored.sort("lang").group_by("lang", maintain_order=True)},
-        "short_texts": block(short) if short.height else None,
+        "per_domain": {
+            name: block(scored.filter(pl.Series(dom == code))) for code, name in enumerate(DOMAINS) if (dom == code).any()
+        },
     }
 
 
@@ -1205,7 +1204,7 @@ def _comment_lines(result: CalibrationResult) -> list[str]:
 
 
 def summary_table(metrics: dict[str, Any]) -> str:
-    """The held-out metrics as a plain-text table: one line per language, short texts and the pooled gate."""
+    """The held-out metrics as a plain-text table: one line per language, per length domain and the pooled gate."""
     if metrics.get("mode") == "unlabelled":
         lines = [f"unlabelled calibration ({metrics.get('note')})"]
         for lang, m in metrics.get("per_language", {}).items():
@@ -1217,7 +1216,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
     rows = [
         ("overall", metrics.get("overall")),
         *metrics.get("per_language", {}).items(),
-        ("short", metrics.get("short_texts")),
+        *metrics.get("per_domain", {}).items(),
         ("pooled *", metrics.get("pooled_gate")),
     ]
     kinds = sorted({k for _, m in rows if m for k in m.get("kinds", {}) if k != "good"})

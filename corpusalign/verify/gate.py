@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
@@ -166,6 +166,9 @@ class DomainGate:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DomainGate:
+        """The domain gate described by ``d`` (as :meth:`LanguageGate.to_dict` writes it); an unknown key is an error."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"a domain gate must be a mapping, got {type(d).__name__}")
         unknown = set(d) - {"weights", "bias", "threshold", "rules", "length"}
         if unknown:
             raise ValueError(f"unknown domain gate keys {sorted(unknown)}; known: bias, length, rules, threshold, weights")
@@ -285,7 +288,7 @@ def expected_length(chars: np.ndarray, gate: LanguageGate | Mapping[str, float])
     return mean, std
 
 
-def len_z(features: pl.DataFrame, gate: LanguageGate) -> np.ndarray:
+def len_z(features: pl.DataFrame, gate: LanguageGate, dom: np.ndarray | None = None) -> np.ndarray:
     """Length z-score of each pair, ``(len_log_ratio - mean) / std`` (0 when ``len_log_ratio`` is missing).
 
     Mean and std depend on the source length (``src_chars``; the gate's typical length when the
@@ -295,13 +298,9 @@ def len_z(features: pl.DataFrame, gate: LanguageGate) -> np.ndarray:
     """
     chars = _column(features, LENGTH_COLUMN, math.expm1(gate.imputed("log_chars")))
     mean, std = expected_length(chars, gate)
-    if any(d.length for d in gate.domains.values()):  # a domain with its own length model
-        dom = domain_index(features)
-        for code, name in enumerate(DOMAINS):
-            d = gate.domains.get(name)
-            rows = dom == code
-            if d is not None and d.length and rows.any():
-                mean[rows], std[rows] = expected_length(chars[rows], d.length)
+    for d, rows in _domain_rows(features, gate, dom):
+        if d.length:  # the domain's own length model
+            mean[rows], std[rows] = expected_length(chars[rows], d.length)
     llr = _column(features, "len_log_ratio", np.nan)
     return np.where(np.isnan(llr), 0.0, (llr - mean) / std)
 
@@ -364,13 +363,8 @@ def predict_proba(features: pl.DataFrame, gate: LanguageGate) -> np.ndarray:
     (plus, for a pair of a domain in ``gate.domains``, that domain's weight and bias offsets)."""
     x = design_matrix(features, gate)
     logits = x @ _weight_vector(gate.weights) + gate.bias
-    if gate.domains and len(x):
-        dom = domain_index(features)
-        for code, name in enumerate(DOMAINS):
-            d = gate.domains.get(name)
-            rows = dom == code
-            if d is not None and rows.any():
-                logits[rows] += x[rows] @ _weight_vector(d.weights) + d.bias
+    for d, rows in _domain_rows(features, gate):
+        logits[rows] += x[rows] @ _weight_vector(d.weights) + d.bias
     return 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
 
 
@@ -384,27 +378,40 @@ def domain_index(features: pl.DataFrame) -> np.ndarray:
     return np.where(np.isnan(words), 1, domain_codes(np.nan_to_num(words, nan=0.0))).astype(np.int8)
 
 
-def _per_domain(gate: LanguageGate, dom: np.ndarray, value: Callable[[DomainGate | None], float]) -> np.ndarray:
-    """``(n,)`` values of a gate setting for each row, the row's domain override where there is one."""
-    out = np.full(len(dom), value(None), dtype=np.float64)
+def _domain_rows(
+    features: pl.DataFrame, gate: LanguageGate, dom: np.ndarray | None = None
+) -> Iterator[tuple[DomainGate, np.ndarray]]:
+    """``(domain gate, row mask)`` for each domain of ``gate`` that has rows in ``features`` (``dom``:
+    :func:`domain_index` of ``features`` when the caller has it already)."""
+    if not gate.domains or not features.height:
+        return
+    dom = domain_index(features) if dom is None else dom
     for code, name in enumerate(DOMAINS):
         d = gate.domains.get(name)
-        if d is not None:
-            out[dom == code] = value(d)
+        rows = dom == code
+        if d is not None and rows.any():
+            yield d, rows
+
+
+def _per_domain(
+    features: pl.DataFrame, gate: LanguageGate, base: float, value: Callable[[DomainGate], float], dom: np.ndarray | None = None
+) -> np.ndarray:
+    """``(n,)`` values of a gate setting for each row: ``value`` of the row's domain gate, else ``base``."""
+    out = np.full(features.height, base, dtype=np.float64)
+    for d, rows in _domain_rows(features, gate, dom):
+        out[rows] = value(d)
     return out
 
 
-def thresholds(features: pl.DataFrame, gate: LanguageGate) -> np.ndarray:
+def thresholds(features: pl.DataFrame, gate: LanguageGate, dom: np.ndarray | None = None) -> np.ndarray:
     """``(n,)`` probability threshold of each pair: its domain's (``gate.domains``), else the gate's."""
-    return _per_domain(
-        gate, domain_index(features), lambda d: gate.threshold if d is None or d.threshold is None else d.threshold
-    )
+    return _per_domain(features, gate, gate.threshold, lambda d: gate.threshold if d.threshold is None else d.threshold, dom)
 
 
-def rule_values(features: pl.DataFrame, gate: LanguageGate, name: str) -> np.ndarray:
+def rule_values(features: pl.DataFrame, gate: LanguageGate, name: str, dom: np.ndarray | None = None) -> np.ndarray:
     """``(n,)`` value of hard rule ``name`` for each pair: its domain's override, else the gate's."""
     base = gate.rule(name)
-    return _per_domain(gate, domain_index(features), lambda d: base if d is None else float(d.rules.get(name, base)))
+    return _per_domain(features, gate, base, lambda d: float(d.rules.get(name, base)), dom)
 
 
 def _optional(features: pl.DataFrame, name: str) -> np.ndarray:
@@ -420,14 +427,17 @@ def hard_rules(
     lid_lang: Sequence[str | None] | None,
     lang: str,
     lid_score: Sequence[float | None] | None = None,
+    dom: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """``{reason: (n,) bool}``: where each hard rule fires (see the module docstring), in :data:`REASONS` order.
 
     Every threshold is taken per row from the row's domain (:func:`rule_values`), so a rule that
-    calibration found unreliable for short strings can be off there and on for paragraphs.
+    calibration found unreliable for short strings can be off there and on for paragraphs. ``dom``:
+    :func:`domain_index` of ``features`` when the caller has it already.
     """
     n = features.height
-    r = {name: rule_values(features, gate, name) for name in DEFAULT_RULES}
+    dom = domain_index(features) if dom is None else dom  # once for every rule
+    r = {name: rule_values(features, gate, name, dom) for name in DEFAULT_RULES}
     copy = _column(features, "copy_sim", 0.0)
     neutral = _column(features, "neutral", 0.0)
     script = _column(features, "script_ok", 1.0)
@@ -436,12 +446,14 @@ def hard_rules(
     chars = _column(features, LENGTH_COLUMN, np.inf) * np.exp(_column(features, "len_log_ratio", 0.0))
     guesses = np.array(list(lid_lang) if lid_lang is not None else [None] * n, dtype=object)
     scores = (
-        np.array([np.nan if s is None else float(s) for s in lid_score], dtype=np.float64) if lid_score else np.full(n, np.nan)
+        np.array([np.nan if s is None else float(s) for s in lid_score], dtype=np.float64)
+        if lid_score is not None
+        else np.full(n, np.nan)
     )
     # a top guess counts only when it is sure of itself; one of unknown probability counts as sure
     other = (guesses != None) & (guesses != lang) & (np.isnan(scores) | (scores >= r["lid_other_min"]))  # noqa: E711
     ruled_out = (lid < r["lid_min_any"]) | ((lid < r["lid_min"]) & (chars >= r["lid_min_chars"]))
-    z = len_z(features, gate)
+    z = len_z(features, gate, dom)
     return {
         "untranslated": (copy >= r["copy_sim_max"]) & ~((neutral >= 0.5) & (r["neutral_copy_ok"] >= 0.5)),
         "wrong_language": (script < r["script_min"]) | (other & ~np.isnan(lid) & ruled_out),
@@ -507,14 +519,15 @@ def decide(
     if "verify_p" in features.columns:
         given = _optional(features, "verify_p")
         p = np.where(np.isnan(given), p, given)
-    t = thresholds(features, gate)
-    hard = hard_rules(features, gate, lid_lang, lang, lid_score)
+    dom = domain_index(features)
+    t = thresholds(features, gate, dom)
+    hard = hard_rules(features, gate, lid_lang, lang, lid_score, dom)
     cols = {
         "copy": _column(features, "copy_sim", 0.0),
         "script": _column(features, "script_ok", 1.0),
         "lid": _optional(features, "lid_expected"),
         "num": _column(features, "num_agree", 1.0),
-        "z": len_z(features, gate),
+        "z": len_z(features, gate, dom),
         "margin": _optional(features, "margin"),
         "nn": _optional(features, "nn_pair"),
         "cos": _column(features, "cos", np.nan),
