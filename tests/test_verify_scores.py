@@ -124,6 +124,33 @@ def test_spelled_numbers() -> None:
     assert spelled_numbers("twenty-four cats and fifteen hundred cows in July") == {"24", "1500", "7"}
     assert spelled_numbers("vierundzwanzig, zweitausend") == {"24", "2000"}
     assert spelled_numbers("二十四人、１００万円") >= {"24", "1000000"}
+    # clock words, half past the hour, regnal numerals; a lone 万 is not a number
+    assert spelled_numbers("after midnight, before noon") == {"0", "12", "24"}
+    assert spelled_numbers("二時半まで") == {"2", "30"}
+    assert spelled_numbers("Elizabeth II met Louis XIV in World War I") == {"2", "14"}
+    assert spelled_numbers("万全の準備") == set()
+
+
+def test_number_agreement_reads_japanese_clock_times_scales_and_regnal_numbers() -> None:
+    """Faithful Tatoeba pairs that the number rule dropped: 時半 is half past, １万 is 10,000."""
+    src = [
+        "I'd prefer not to get home until after 2:30.",
+        "We had an early lunch and set out at 12:30.",
+        "I put ten thousand yen into the bank every month.",
+        "Elizabeth II is the Queen of England.",
+        "We woke up after midnight.",
+    ]
+    tgt = [
+        "二時半まで家に帰りたくない。",
+        "１２時半に出た。",
+        "月に１万円づつ銀行に払い込んだ。",
+        "エリザベス２世は女王です。",
+        "午前０時過ぎに目が覚めた。",
+    ]
+    assert number_agreement(src, tgt).tolist() == [1.0] * 5
+    # a different time or amount still disagrees
+    assert number_agreement(["at 2:30"], ["三時半に"])[0] < 1.0
+    assert number_agreement(["ten thousand yen"], ["２万円"])[0] == 0.0
 
 
 def test_placeholders_found() -> None:

@@ -267,6 +267,14 @@ _DIGITS_THEN_CJK_SCALE = re.compile(r"(\d+)([十百千万億])")  # "１００�
 _CJK_MULTIPLIERS = {"十": 10, "百": 100, "千": 1000, "万": 10**4, "億": 10**8}
 _CJK_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CJK_SCALES = {"十": 10, "百": 100, "千": 1000, "万": 10000}
+#: Clock words: English names of a time of day, with every hour a translation may write for them
+#: ("midnight" is 午前０時 or 夜中の１２時).
+_CLOCK_WORDS = {"midnight": ("0", "12", "24"), "noon": ("12",), "mitternacht": ("0", "12", "24"), "mittag": ("12",)}
+#: "half past": Japanese 二時半 is 2:30 (半 after 時, an hour, is thirty minutes).
+_HALF_HOUR = re.compile(r"時半")
+#: A regnal or ordinal Roman numeral after a capitalised name: "Elizabeth II", "Louis XIV", "Pope John XXIII".
+_REGNAL = re.compile(r"\b[A-Z][a-z]+ ((?=[IVXL])L?X{0,3}(?:IX|IV|V?I{0,3}))\b")
+_ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50}
 
 
 def _word_value(word: str) -> tuple[str, int] | None:
@@ -337,12 +345,34 @@ def _cjk_value(run: str) -> int:
     return total + section + (digit or 0)
 
 
+def multiply_cjk_scales(text: str) -> str:
+    """``text`` with ASCII digits before a Chinese/Japanese scale multiplied out: ``"1万円"`` -> ``"10000円"``."""
+    return _DIGITS_THEN_CJK_SCALE.sub(
+        lambda m: str(int(m.group(1)) * _CJK_MULTIPLIERS[m.group(2)]) if m.group(1).isascii() else m.group(0), text
+    )
+
+
+def _roman_value(numeral: str) -> int:
+    values = [_ROMAN[ch] for ch in numeral]
+    return sum(-v if i + 1 < len(values) and v < values[i + 1] else v for i, v in enumerate(values))
+
+
 def spelled_numbers(text: str) -> set[str]:
-    """Numbers written as words or Chinese/Japanese numerals in ``text``, as digit strings (months count as 1-12)."""
+    """Numbers written as words or Chinese/Japanese numerals in ``text``, as digit strings.
+
+    Months count as 1-12; clock words as their hours ("noon" 12, "midnight" 0, 12 or 24); 時半 adds 30
+    (half past the hour); a Roman numeral of two or more letters after a capitalised name ("Elizabeth
+    II") its value. A lone 万 (as in 万全, "thorough") is not a number.
+    """
     if not text:
         return set()
     found = _latin_numbers(text)
-    found.update(str(_cjk_value(run)) for run in _CJK.findall(text))
+    found.update(str(_cjk_value(run)) for run in _CJK.findall(text) if run != "万")
+    for word in _WORD.findall(text.lower()):
+        found.update(_CLOCK_WORDS.get(word, ()))
+    if _HALF_HOUR.search(text):
+        found.add("30")
+    found.update(str(_roman_value(m)) for m in _REGNAL.findall(text) if len(m) >= 2)
     for digits, scale in _DIGITS_THEN_CJK_SCALE.findall(unicodedata.normalize("NFKC", text)):
         if digits.isascii():
             found.add(str(int(digits) * _CJK_MULTIPLIERS[scale]))

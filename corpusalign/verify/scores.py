@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from corpusalign.verify.numerals import spelled_numbers
+from corpusalign.verify.numerals import multiply_cjk_scales, spelled_numbers
 
 log = logging.getLogger(__name__)
 
@@ -334,6 +334,7 @@ def length_log_ratio(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> np.n
 # a number: digits, optionally with thousands groups ("1,000", "1.000", "1 000", "1'000")
 _NUMBER = re.compile(r"\d+(?:[,.'\u00a0\u202f ]\d{3})+(?!\d)|\d+")
 _SEPARATORS = re.compile(r"[,.'\u00a0\u202f ]")
+_DIGITS_CJK_SCALE = re.compile(r"(\d+)([十百千万億])")
 
 
 def _to_ascii_digits(text: str) -> str:
@@ -351,10 +352,12 @@ def numbers(text: str) -> set[str]:
     """The numbers in ``text`` after NFKC: digit sequences, thousands separators removed, leading zeros kept.
 
     Full-width (``１９７２``) and other decimal digits (Arabic-Indic, Devanagari) count as their ASCII
-    digits. Positional placeholders (``%2$s``) are not numbers. Example: ``numbers("Am 10. Oktober
+    digits; digits before a Chinese/Japanese scale are multiplied out (``１万`` is ``10000``).
+    Positional placeholders (``%2$s``) are not numbers. Example: ``numbers("Am 10. Oktober
     1.972")`` is ``{"10", "1972"}``.
     """
     text = _to_ascii_digits(unicodedata.normalize("NFKC", _POSITIONAL.sub(" ", text or "")))
+    text = multiply_cjk_scales(text)
     return {_SEPARATORS.sub("", m) for m in _NUMBER.findall(text)}
 
 
