@@ -324,7 +324,7 @@ def main() -> int:
         lens = np.array([len(x) for x in tok(texts, truncation=True, max_length=args.max_seq_length)["input_ids"]])
         tokenize_s = time.perf_counter() - t0
         n_tokens = int(lens.sum())
-        from corpusalign.embed.base import length_batches
+        from corpusalign.batching import length_batches
 
         by_chars = np.argsort([-len(t) for t in texts], kind="stable")  # what SentenceTransformer.encode does
         padded_base = int(sum(len(c) * lens[c].max() for c in np.array_split(by_chars, range(B, len(texts), B))))

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "isocodes.json")
     args = ap.parse_args(argv)
 
-    from corpusalign.embed.base import make_embedder
+    from corpusalign.embed import make_embedder
     from corpusalign.verify.calibrate import score_pairs
     from corpusalign.verify.gate import DEFAULT_GATES, load_gates
     from corpusalign.verify.scores import domain_of

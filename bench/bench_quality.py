@@ -64,7 +64,7 @@ sys.path.insert(0, str(REPO))
 
 from opusfilter_baseline import FILTER_NAMES, opusfilter_keep  # noqa: E402
 
-from corpusalign.embed.base import Embedder, make_embedder  # noqa: E402
+from corpusalign.embed import Embedder, make_embedder  # noqa: E402
 from corpusalign.verify.corrupt import CORRUPTIONS, make_noisy_set  # noqa: E402
 from corpusalign.verify.scores import DOMAINS  # noqa: E402
 

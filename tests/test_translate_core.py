@@ -231,7 +231,7 @@ def test_every_pipeline_file_loads() -> None:
 def test_missing_translate_extra_names_the_install_command(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
-    from corpusalign.translate.base import make_translator
+    from corpusalign.translate import make_translator
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "transformers" else real(name, *a))

@@ -20,8 +20,8 @@ pytest.importorskip("sentencepiece")
 
 from tiny_models import build_m2m100, build_marian, build_nllb, tatoeba_records  # noqa: E402
 
+from corpusalign.batching import length_batches  # noqa: E402
 from corpusalign.config import load_config  # noqa: E402
-from corpusalign.embed.base import length_batches  # noqa: E402
 from corpusalign.translate.base import Failed, TranslatorUnavailable  # noqa: E402
 from corpusalign.translate.seq2seq import Seq2SeqTranslator, detect_family  # noqa: E402
 

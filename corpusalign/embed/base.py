@@ -11,7 +11,8 @@ padding is small, and returns them in the input order. Backends:
 * ``st:<model id or local path>``: any sentence-transformers model, e.g.
   ``st:sentence-transformers/LaBSE`` (the documented production choice on a GPU).
 
-Example::
+Backends are made by name with :func:`corpusalign.embed.make_embedder` (:mod:`corpusalign.embed.registry`,
+which sits above them). Example::
 
     emb = make_embedder("e5", batch_size=64)
     vecs = emb.encode(["The cat sleeps.", "Die Katze schläft."])   # (2, 384) float32, unit rows
@@ -24,6 +25,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
+
+from corpusalign.batching import length_batches
+
+__all__ = ["Embedder", "ModelNotAvailableError", "l2_normalise", "length_batches"]
 
 
 class ModelNotAvailableError(OSError):
@@ -81,58 +86,3 @@ def l2_normalise(vecs: np.ndarray) -> np.ndarray:
     vecs = np.asarray(vecs, dtype=np.float32)
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
     return vecs / np.maximum(norms, 1e-12)
-
-
-def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
-    """Indices grouped into batches, longest first, for padded encoding.
-
-    Every index appears exactly once. A batch holds at most ``batch_size`` items and, when
-    ``max_tokens`` is given, ``len(batch) * max(length in batch) <= max_tokens`` (the padded size),
-    except that an item longer than the budget gets a batch of its own. Ties keep input order.
-
-    >>> length_batches([3, 10, 5, 1], batch_size=2)
-    [[1, 2], [0, 3]]
-    >>> length_batches([3, 10, 5, 1], batch_size=8, max_tokens=12)
-    [[1], [2, 0], [3]]
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if max_tokens is not None and max_tokens < 1:
-        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    cur_max = 0
-    for i in order:
-        if cur:
-            longest = max(cur_max, lengths[i])
-            full = len(cur) >= batch_size or (max_tokens is not None and (len(cur) + 1) * longest > max_tokens)
-            if full:
-                batches.append(cur)
-                cur, cur_max = [], 0
-        cur.append(i)
-        cur_max = max(cur_max, lengths[i])
-    if cur:
-        batches.append(cur)
-    return batches
-
-
-def make_embedder(spec: str, batch_size: int = 64, device: str | None = None) -> Embedder:
-    """The embedder named by ``spec`` (see the module docstring)."""
-    if spec == "e5":
-        from corpusalign.embed.e5_torch import torch_available
-
-        spec = "e5-torch" if torch_available() else "e5-native"
-    if spec == "e5-native":
-        from corpusalign.embed.e5_native import NativeE5Embedder
-
-        return NativeE5Embedder(batch_size=batch_size)
-    if spec == "e5-torch":
-        from corpusalign.embed.e5_torch import TorchE5Embedder
-
-        return TorchE5Embedder(batch_size=batch_size, device=device)
-    if spec.startswith("st:") and len(spec) > 3:
-        from corpusalign.embed.sentence_transformers import SentenceTransformerEmbedder
-
-        return SentenceTransformerEmbedder(spec[3:], batch_size=batch_size, device=device)
-    raise ValueError(f"unknown embedder {spec!r}: use e5, e5-native, e5-torch or st:<model id or path>")

