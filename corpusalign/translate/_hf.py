@@ -1,5 +1,7 @@
 """Helpers shared by the transformers translators: finding a model offline, device and dtype, batching.
 
+Device and dtype follow the ``translate`` rule of :mod:`corpusalign.device`.
+
 Nothing here downloads: a model is either a local directory or already in the Hugging Face cache
 (``HF_HOME`` / ``HF_HUB_CACHE``); otherwise :func:`local_model_dir` raises
 :class:`~corpusalign.translate.base.TranslatorUnavailable` with the ways out.
@@ -13,7 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from corpusalign.embed.base import length_batches
+from corpusalign.batching import length_batches
+from corpusalign.device import DeviceUnavailable, torch_dtype
+from corpusalign.device import resolve_device as policy_device
+from corpusalign.device import resolve_dtype as policy_dtype
 from corpusalign.translate.base import TranslatorUnavailable
 
 if TYPE_CHECKING:
@@ -70,31 +75,23 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` (cuda when present, else mps, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    """``auto`` (cuda when present, else mps, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``
+    (:func:`corpusalign.device.resolve_device` with MPS allowed); a CUDA name without CUDA raises
+    :class:`TranslatorUnavailable`."""
     import torch
 
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TranslatorUnavailable(f"translate.device is {name!r} but torch sees no CUDA device")
-    return torch.device(name)
+    try:
+        return torch.device(policy_device(name, mps=True))
+    except DeviceUnavailable as exc:
+        raise TranslatorUnavailable(f"translate.device is {name!r} but torch sees no CUDA device") from exc
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto``: bfloat16 on a GPU that supports it, else float16 on a GPU, float32 on CPU."""
-    import torch
-
-    if name != "auto":
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.float32
+    """``auto``: bfloat16 on a GPU that supports it, else float16 on a GPU, float32 on CPU (the
+    ``translate`` rule of :func:`corpusalign.device.resolve_dtype`)."""
+    chosen = policy_dtype(name, str(device), "translate")
+    assert chosen is not None  # the translate rule always names a dtype
+    return torch_dtype(chosen)
 
 
 def run_batches(

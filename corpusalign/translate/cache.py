@@ -5,16 +5,15 @@ translator, model, parameters), so a change of model or decoding parameters neve
 translation, and an interrupted or repeated build never pays for the same translation twice. Only
 successful translations are stored; failures are retried on the next build.
 
-The file lives at ``translate.cache_path``, else ``$CORPUSALIGN_CACHE_DIR/translations.sqlite``,
-else ``~/.cache/corpusalign/translations.sqlite``. SQLite in WAL mode lets several builds share it.
-``corpusalign build --no-cache`` bypasses it.
+The file lives at ``translate.cache_path``, else ``translations.sqlite`` under the corpusalign cache
+root (:func:`corpusalign.cache.cache_root`: ``$CORPUSALIGN_CACHE_DIR``, else ``~/.cache/corpusalign``).
+SQLite in WAL mode lets several builds share it. ``corpusalign build --no-cache`` bypasses it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -22,15 +21,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from corpusalign.cache import cache_root
 from corpusalign.translate.base import Failed, Result, Translator
 
 CACHE_FILE = "translations.sqlite"
 
 
 def default_cache_path() -> Path:
-    root = os.environ.get("CORPUSALIGN_CACHE_DIR")
-    base = Path(root) if root else Path.home() / ".cache" / "corpusalign"
-    return base / CACHE_FILE
+    """``translations.sqlite`` under :func:`corpusalign.cache.cache_root`."""
+    return cache_root() / CACHE_FILE
 
 
 def cache_key(text: str, src: str, tgt: str, translator: str, model: str | None, params: str | None) -> str:
