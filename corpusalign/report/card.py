@@ -201,16 +201,37 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
 
 
 def render(report: dict[str, Any], manifest: dict[str, Any], meta: CardMeta, name: str, source_rows: dict[str, int]) -> str:
+    """The dataset card (README.md) as Markdown with YAML front matter, one function per section."""
     fm = front_matter(report, manifest, meta, name)
+    sections = (
+        _card_intro(report, meta, fm),
+        _card_languages(report),
+        _card_schema(report),
+        _card_sources(meta, source_rows),
+        _card_provenance(report),
+        _card_how_built(report, manifest),
+        _card_statistics(report),
+        [
+            "## Known limitations",
+            "",
+            *(f"- {x}" for x in meta.limitations),
+            *(f"- {x}" for x in _automatic_limitations(report)),
+            "",
+        ],
+    )
+    return "\n".join(line for section in sections for line in section)
+
+
+def _card_intro(report: dict[str, Any], meta: CardMeta, fm: dict[str, Any]) -> list[str]:
+    """Front matter, title, description, what the corpus is and how to load it."""
     h = report["headline"]
     src = report["source_language"]
-    langs = report["languages"]
-    targets = [lg for lg in langs if lg != src]
+    targets = [lg for lg in report["languages"] if lg != src]
     lines = ["---", yaml.safe_dump(fm, sort_keys=False, allow_unicode=True, width=100).rstrip(), "---", ""]
     lines += [f"# {fm['pretty_name']}", ""]
     if meta.description:
         lines += [meta.description, ""]
-    lines += [
+    return lines + [
         f"A concept-aligned parallel corpus built with corpusalign {report['corpusalign_version']}: every language "
         f"version of a record is one row, and all versions of a record share a `concept_id`. Source (anchor) language "
         f"`{src}`; target languages {', '.join(f'`{t}`' for t in targets)}. {h['concepts_kept']:,} concepts and "
@@ -230,6 +251,13 @@ def render(report: dict[str, Any], manifest: dict[str, Any], meta: CardMeta, nam
         "All language versions of a concept are in the same shard, sorted by (`concept_id`, `lang`), so a trainer can "
         "read aligned batches shard by shard.",
         "",
+    ]
+
+
+def _card_languages(report: dict[str, Any]) -> list[str]:
+    """Rows kept and rejected per language, kept per length domain, concepts per language set."""
+    src = report["source_language"]
+    return [
         "## Languages and size",
         "",
         _table(
@@ -254,6 +282,12 @@ def render(report: dict[str, Any], manifest: dict[str, Any], meta: CardMeta, nam
             [[", ".join(p["languages"]), f"{p['concepts']:,}"] for p in report["completeness"]["patterns"]],
         ),
         "",
+    ]
+
+
+def _card_schema(report: dict[str, Any]) -> list[str]:
+    """The shard schema and the text fields of this corpus."""
+    return [
         "## Schema",
         "",
         f"corpusalign shard schema version {SCHEMA_VERSION} (`corpusalign/store/schema.py`); the card's `configs` point at "
@@ -261,6 +295,12 @@ def render(report: dict[str, Any], manifest: dict[str, Any], meta: CardMeta, nam
         "",
         _table(["column", "type"], [[f"`{f.name}`", f"`{f.type}`"] for f in SHARD_SCHEMA]),
         "",
+    ]
+
+
+def _card_sources(meta: CardMeta, source_rows: dict[str, int]) -> list[str]:
+    """Each source's input files, licence and concepts kept (or a warning that none were described)."""
+    lines = [
         "## Sources and licences",
         "",
     ]
@@ -282,8 +322,16 @@ def render(report: dict[str, Any], manifest: dict[str, Any], meta: CardMeta, nam
             "`corpusalign card --help`) before publishing.",
             "",
         ]
-    lines += ["## Provenance", "", "Who made each row (`origin:translator`, per language):", ""]
-    lines += [
+    return lines
+
+
+def _card_provenance(report: dict[str, Any]) -> list[str]:
+    """Who made each row, per language, and the translators used."""
+    lines = [
+        "## Provenance",
+        "",
+        "Who made each row (`origin:translator`, per language):",
+        "",
         _table(
             ["language", "rows by origin:translator"],
             [[f"`{lg}`", ", ".join(f"{k} {v:,}" for k, v in p.items()) or "-"] for lg, p in report["provenance"].items()],
@@ -293,9 +341,15 @@ def render(report: dict[str, Any], manifest: dict[str, Any], meta: CardMeta, nam
     for tname, t in report["translators"].items():
         lines += [f"- translator `{tname}`: origin `{t.get('origin')}`, model `{t.get('model') or '-'}`"]
     lines += ["", "Every row also carries its input file and line (`source_file`, `source_line`).", ""]
-    lines += ["## How it was built", ""]
+    return lines
+
+
+def _card_how_built(report: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
+    """The steps, the verification gate's thresholds and the resolved pipeline."""
     v = report.get("verification")
-    lines += [
+    lines = [
+        "## How it was built",
+        "",
         "Steps: read -> translate -> normalise -> language ID -> dedup (exact and MinHash near-duplicates) -> "
         + ("verify (multilingual sentence embeddings and a calibrated gate) -> " if v else "")
         + "select -> shards.",
@@ -326,6 +380,15 @@ def render(report: dict[str, Any], manifest: dict[str, Any], meta: CardMeta, nam
         "",
         f"Build fingerprint `{report['build_fingerprint']}`; manifest digest `{report['manifest_digest']}`.",
         "",
+    ]
+    return lines
+
+
+def _card_statistics(report: dict[str, Any]) -> list[str]:
+    """Input, kept, rejected and quarantined rows; the drop reasons per language."""
+    h = report["headline"]
+    langs = report["languages"]
+    return [
         "## Statistics",
         "",
         f"Input: {h['input_records']:,} records, {h['input_rows']:,} rows (concepts x languages). Kept {h['kept_rows']:,} "
@@ -342,13 +405,7 @@ def render(report: dict[str, Any], manifest: dict[str, Any], meta: CardMeta, nam
         "",
         "`report.json` and `report.html` beside the shards hold every figure (`corpusalign report DIR`).",
         "",
-        "## Known limitations",
-        "",
     ]
-    lines += [f"- {x}" for x in meta.limitations]
-    lines += [f"- {x}" for x in _automatic_limitations(report)]
-    lines += [""]
-    return "\n".join(lines)
 
 
 def _kept_by_domain(report: dict[str, Any]) -> list[str]:

@@ -124,7 +124,11 @@ def _text(row: dict[str, Any], fields: list[str]) -> str | None:
 
 
 def collect(root: str | Path) -> dict[str, Any]:
-    """All numbers of the build in ``root`` as a report dict (see the module docstring)."""
+    """All numbers of the build in ``root`` as a report dict (see the module docstring).
+
+    Phases: read the manifest and stats, scan the shards once (kept rows without their texts), then
+    one function per report section.
+    """
     root = Path(root)
     manifest = read_manifest(root)
     stats_path = root / STATS
@@ -133,8 +137,6 @@ def collect(root: str | Path) -> dict[str, Any]:
     src: str = manifest["source_language"]
     targets = [lang for lang in langs if lang != src]
     fields: list[str] = manifest.get("fields", ["text"])
-    acct = manifest["accounting"]
-    counts = manifest["counts"]
 
     score_cols = [c for c in SCORE_EDGES if c != "lid_expected"]
     base_cols = ["concept_id", "lang", "origin", "translator", "lid_lang", "lid_expected", *score_cols]
@@ -145,7 +147,42 @@ def collect(root: str | Path) -> dict[str, Any]:
     )
     quarantine = _scan(root, manifest["quarantine"], ["source_file", "source_line", "error"])
 
-    # ---------------------------------------------------------------- headline and per language
+    headline, per_language, drop_reasons = _headline(manifest)
+    report = {
+        "report_version": REPORT_VERSION,
+        "corpus": str(root.resolve()),
+        "corpusalign_version": manifest.get("corpusalign_version"),
+        "schema_version": manifest.get("schema_version"),
+        "created": manifest.get("created"),
+        "build_fingerprint": manifest.get("build_fingerprint"),
+        "manifest_digest": manifest.get("digest"),
+        "source_language": src,
+        "languages": langs,
+        "fields": fields,
+        "verification": _verification_summary(manifest),
+        "headline": headline,
+        "per_language": per_language,
+        "drop_reasons": drop_reasons,
+        "kept_by_domain": _kept_by_domain(stats, targets),
+        "completeness": _completeness(kept, langs),
+        "scores": _score_histograms(kept, rejected, manifest, src, targets, langs),
+        "lengths": _length_sample(kept, rejected, src, targets, fields),
+        "language_id": _language_id(kept, langs),
+        "provenance": {lang: dict(manifest["counts"].get("provenance_per_lang", {}).get(lang, {})) for lang in langs},
+        "translators": manifest.get("translators", {}),
+        "translation": manifest.get("translation"),
+        "duplicates": _duplicate_clusters(rejected, src),
+        "timings": _timings(stats),
+        "examples": _examples(root, manifest["shards"], rejected, quarantine, src, fields),
+    }
+    report["metrics"] = metrics(report)
+    return report
+
+
+def _headline(manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``(headline, per_language, drop_reasons)``: the build's totals, kept and dropped rows per
+    language, and each drop reason's rows and rate (quarantined rows as a reason of their own)."""
+    acct, counts, langs = manifest["accounting"], manifest["counts"], manifest["languages"]
     input_rows = acct["input_rows"]
     concepts_in = acct["input_records"] - acct["quarantined_rows"]
     per_language: dict[str, Any] = {}
@@ -184,11 +221,11 @@ def collect(root: str | Path) -> dict[str, Any]:
         "accounting_ok": bool(acct["ok"]),
         "shards": len(manifest["shards"]),
     }
+    return headline, per_language, drop_reasons
 
-    # ---------------------------------------------------------------- kept per length domain
-    kept_by_domain = _kept_by_domain(stats, targets)
 
-    # ---------------------------------------------------------------- completeness
+def _completeness(kept: pl.DataFrame, langs: list[str]) -> dict[str, Any]:
+    """Concepts per combination of languages kept, and per language."""
     completeness: dict[str, Any] = {"languages": langs, "patterns": []}
     if kept.height:
         patterns = (
@@ -205,8 +242,14 @@ def collect(root: str | Path) -> dict[str, Any]:
     completeness["concepts_per_language"] = {
         lang: int(kept.filter(pl.col("lang") == lang)["concept_id"].n_unique()) if kept.height else 0 for lang in langs
     }
+    return completeness
 
-    # ---------------------------------------------------------------- scores per target language
+
+def _score_histograms(
+    kept: pl.DataFrame, rejected: pl.DataFrame, manifest: dict[str, Any], src: str, targets: list[str], langs: list[str]
+) -> dict[str, Any]:
+    """Histograms of each score per target language (``lid_expected``: every language), kept and
+    rejected rows apart, with the kept rows' quantiles and the threshold the build applied."""
     scores: dict[str, Any] = {}
     for score, edges in SCORE_EDGES.items():
         per: dict[str, Any] = {}
@@ -224,44 +267,47 @@ def collect(root: str | Path) -> dict[str, Any]:
             }
         if per:
             scores[score] = {"edges": edges, "help": SCORE_HELP[score], "per_language": per}
+    return scores
 
-    # ---------------------------------------------------------------- lengths
-    lengths = _length_sample(kept, rejected, src, targets, fields)
 
-    # ---------------------------------------------------------------- language ID agreement
+def _language_id(kept: pl.DataFrame, langs: list[str]) -> dict[str, Any]:
+    """Per language: kept rows language ID identified, and how many of them it put in their own language."""
     lid: dict[str, Any] = {}
     for lang in langs:
         rows = kept.filter(pl.col("lang") == lang) if kept.height else kept
         identified = rows.filter(pl.col("lid_lang").is_not_null()).height if rows.height else 0
         agree = rows.filter(pl.col("lid_lang") == lang).height if rows.height else 0
         lid[lang] = {"identified": identified, "agree": agree, "agreement": _ratio(agree, identified)}
+    return lid
 
-    # ---------------------------------------------------------------- provenance
-    provenance = {lang: dict(counts.get("provenance_per_lang", {}).get(lang, {})) for lang in langs}
-    translators = manifest.get("translators", {})
 
-    # ---------------------------------------------------------------- duplicate clusters
+def _duplicate_clusters(rejected: pl.DataFrame, src: str) -> dict[str, Any]:
+    """Per duplicate reason (exact, near): clusters of source rows, their size histogram and the largest."""
     duplicates: dict[str, Any] = {}
-    if rejected.height:
-        dups = rejected.filter(pl.col("drop_reason").is_in(_DUPLICATE_REASONS) & (pl.col("lang") == src))
-        for reason in _DUPLICATE_REASONS:
-            sizes = (
-                dups.filter(pl.col("drop_reason") == reason)
-                .group_by("dup_of")
-                .agg((pl.len() + 1).alias("size"))
-                .group_by("size")
-                .agg(pl.len().alias("clusters"))
-                .sort("size")
-            )
-            if sizes.height:
-                duplicates[reason] = {
-                    "clusters": int(sizes["clusters"].sum()),
-                    "concepts_dropped": int(dups.filter(pl.col("drop_reason") == reason).height),
-                    "size_histogram": {str(s): int(c) for s, c in sizes.iter_rows()},
-                    "largest": int(sizes["size"].max()),
-                }
+    if not rejected.height:
+        return duplicates
+    dups = rejected.filter(pl.col("drop_reason").is_in(_DUPLICATE_REASONS) & (pl.col("lang") == src))
+    for reason in _DUPLICATE_REASONS:
+        sizes = (
+            dups.filter(pl.col("drop_reason") == reason)
+            .group_by("dup_of")
+            .agg((pl.len() + 1).alias("size"))
+            .group_by("size")
+            .agg(pl.len().alias("clusters"))
+            .sort("size")
+        )
+        if sizes.height:
+            duplicates[reason] = {
+                "clusters": int(sizes["clusters"].sum()),
+                "concepts_dropped": int(dups.filter(pl.col("drop_reason") == reason).height),
+                "size_histogram": {str(s): int(c) for s, c in sizes.iter_rows()},
+                "largest": int(sizes["size"].max()),
+            }
+    return duplicates
 
-    # ---------------------------------------------------------------- timings
+
+def _timings(stats: dict[str, Any]) -> dict[str, Any]:
+    """The build's wall time and each step's seconds, rows and rows per second."""
     steps = {
         name: {
             "seconds": round(float(s.get("seconds") or 0.0), 4),
@@ -270,40 +316,7 @@ def collect(root: str | Path) -> dict[str, Any]:
         }
         for name, s in stats.get("steps", {}).items()
     }
-    timings = {"build_seconds": stats.get("build_seconds"), "steps": steps}
-
-    # ---------------------------------------------------------------- examples per drop reason
-    examples = _examples(root, manifest["shards"], rejected, quarantine, src, fields)
-
-    report = {
-        "report_version": REPORT_VERSION,
-        "corpus": str(root.resolve()),
-        "corpusalign_version": manifest.get("corpusalign_version"),
-        "schema_version": manifest.get("schema_version"),
-        "created": manifest.get("created"),
-        "build_fingerprint": manifest.get("build_fingerprint"),
-        "manifest_digest": manifest.get("digest"),
-        "source_language": src,
-        "languages": langs,
-        "fields": fields,
-        "verification": _verification_summary(manifest),
-        "headline": headline,
-        "per_language": per_language,
-        "drop_reasons": drop_reasons,
-        "kept_by_domain": kept_by_domain,
-        "completeness": completeness,
-        "scores": scores,
-        "lengths": lengths,
-        "language_id": lid,
-        "provenance": provenance,
-        "translators": translators,
-        "translation": manifest.get("translation"),
-        "duplicates": duplicates,
-        "timings": timings,
-        "examples": examples,
-    }
-    report["metrics"] = metrics(report)
-    return report
+    return {"build_seconds": stats.get("build_seconds"), "steps": steps}
 
 
 def _kept_by_domain(stats: dict[str, Any], targets: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
