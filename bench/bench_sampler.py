@@ -4,7 +4,7 @@ Builds a corpus from the bundled Tatoeba sample (1500 records, en/de/ja, verific
 with ``ShardDataset``, trains a byte-level BPE tokenizer in-process on its text (``tokenizers``, no
 download) and wraps it as a ``transformers.PreTrainedTokenizerFast`` with eos/pad tokens and a ChatML
 chat template (as SmolLM2-Instruct has), and builds a small Llama (``transformers`` config, random
-weights). The data path is the trainer's own (``corpusalign.train.loop``): ``Examples`` (task
+weights). The data path is the trainer's own (``corpusalign.training.loop``): ``Examples`` (task
 ``to_anchor`` on the corpus's ``text``: the prompt asks what the row says in English, the answer is
 the concept's English text), ``Collator`` (chat template, answer + eos, labels only on the answer,
 truncation to ``max_length``) and ``batch_loss``. The three samplers (aligned, random rows,
@@ -47,11 +47,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from _train_common import RESULTS, WORK, chatml_tokenizer, tatoeba_corpus  # noqa: E402  (bench/ is on sys.path when run)
 
-from corpusalign.train import ShardDataset
-from corpusalign.train.config import TrainConfig, load_train_config
-from corpusalign.train.loop import batch_loss
-from corpusalign.train.sampler import ablation_samplers
-from corpusalign.train.task import Collator, Examples
+from corpusalign.training import ShardDataset
+from corpusalign.training.config import TrainConfig, load_train_config
+from corpusalign.training.loop import batch_loss
+from corpusalign.training.sampler import ablation_samplers
+from corpusalign.training.task import Collator, Examples
 
 
 def make_corpus() -> Path:
@@ -236,9 +236,9 @@ def main() -> int:
     print(f"worst share {100 * worst:.3f}% (target < 1%): {'OK' if worst < 0.01 else 'OVER TARGET'}")
     out = {
         "bench": "sampler",
-        "what": "per step: sample = sampler next (incl. new-epoch set-up), fetch = corpusalign.train.task.Examples."
-        "__getitems__ (task to_anchor), collate = corpusalign.train.task.Collator (chat template, tokenise, pad), "
-        "step = corpusalign.train.loop.batch_loss + backward + clip_grad_norm + AdamW; share = (sample+fetch+collate) / all, "
+        "what": "per step: sample = sampler next (incl. new-epoch set-up), fetch = corpusalign.training.task.Examples."
+        "__getitems__ (task to_anchor), collate = corpusalign.training.task.Collator (chat template, tokenise, pad), "
+        "step = corpusalign.training.loop.batch_loss + backward + clip_grad_norm + AdamW; share = (sample+fetch+collate) / all, "
         "share_sampler_fetch = (sample+fetch) / all; sums over the measured steps; sequential, no DataLoader workers; "
         "samplers interleaved step by step",
         "data_path": {

@@ -11,7 +11,7 @@ product's own code:
    head are padded up to ``--vocab`` rows, as padded vocabularies are), wrapped in
    ``PreTrainedTokenizerFast`` with ChatML specials and chat template (like SmolLM2-Instruct);
 3. batches: ``AlignedBatchSampler`` (``--concepts`` K whole concepts x 3 languages per batch, anchor
-   first; epochs reseeded through ``corpusalign.train.loop.Feed``), examples from ``Examples`` (task
+   first; epochs reseeded through ``corpusalign.training.loop.Feed``), examples from ``Examples`` (task
    ``to_anchor``: "what does this say in English?" -> the concept's English text), tensors from
    ``Collator`` (chat-templated prompt, answer + eos, labels -100 on prompt and padding);
 4. packing (this script's only data-side addition): Tatoeba rows are ~40 tokens, so to fill the GPU
@@ -23,7 +23,7 @@ product's own code:
    block (no per-document masking: rows of one block see earlier rows, as in naive packing); the
    labels keep the Collator's -100 on prompts, so only answer tokens are in the loss, and no label
    ever asks a row to predict the next row's first token (it is a prompt token);
-5. loss: ``corpusalign.train.objectives.sft_loss`` (token-mean NLL, log-softmax in float32), then
+5. loss: ``corpusalign.training.objectives.sft_loss`` (token-mean NLL, log-softmax in float32), then
    backward, ``clip_grad_norm_(1.0)`` and AdamW (``fused=True`` on CUDA), as ``corpusalign train``
    does per step (``max_grad_norm`` 1.0).
 
@@ -94,11 +94,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from _train_common import CHATML_TEMPLATE, RESULTS, WORK, chatml_tokenizer, tatoeba_corpus  # noqa: E402
 
-from corpusalign.train.data import ShardDataset
-from corpusalign.train.loop import Feed
-from corpusalign.train.objectives import IGNORE_INDEX, sft_loss
-from corpusalign.train.sampler import AlignedBatchSampler
-from corpusalign.train.task import Collator, Examples
+from corpusalign.training.data import ShardDataset
+from corpusalign.training.loop import Feed
+from corpusalign.training.objectives import IGNORE_INDEX, sft_loss
+from corpusalign.training.sampler import AlignedBatchSampler
+from corpusalign.training.task import Collator, Examples
 
 #: Dense bf16 peak FLOP/s by device name (first match wins; NVIDIA data sheets, without sparsity).
 PEAKS: tuple[tuple[tuple[str, ...], float], ...] = (

@@ -36,10 +36,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from corpusalign.config import load_config
 from corpusalign.runner import build
-from corpusalign.train.config import load_train_config
-from corpusalign.train.data import ShardDataset
-from corpusalign.train.evaluate import evaluate, load_for_eval, retrieval_accuracy
-from corpusalign.train.loop import latest_checkpoint, train
+from corpusalign.training.config import load_train_config
+from corpusalign.training.data import ShardDataset
+from corpusalign.training.evaluate import evaluate, load_for_eval, retrieval_accuracy
+from corpusalign.training.loop import latest_checkpoint, train
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work" / "alignment"

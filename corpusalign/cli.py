@@ -7,14 +7,14 @@ Commands: ``build``, ``report``, ``card``, ``inspect``, ``validate``, ``calibrat
 from __future__ import annotations
 
 import logging
-from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from corpusalign import __version__
+from corpusalign._version import __version__
+from corpusalign.resolve import sample_dir
 
 app = typer.Typer(
     name="corpusalign",
@@ -25,11 +25,6 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
-
-
-def sample_dir() -> Path:
-    """The bundled sample: UDHR paragraphs (en/de/ja/sw), Tatoeba sentences (en/de/ja) and CLDR names (en/de/ja/sw)."""
-    return Path(str(files("corpusalign") / "data" / "sample"))
 
 
 def _version(value: bool) -> None:
@@ -108,14 +103,15 @@ def build(
 
     Re-running an interrupted build with the same arguments resumes it (with either executor).
     """
-    from corpusalign.config import ConfigError, load_config
+    from corpusalign.config import ConfigError
     from corpusalign.execute import ExecutorOptions
     from corpusalign.extras import MissingExtraError
+    from corpusalign.resolve import build_config, build_inputs, write_build_report
     from corpusalign.runner import BuildError, Runner, make_plan
     from corpusalign.translate.base import TranslatorUnavailable
 
     try:
-        cfg = load_config(
+        cfg = build_config(
             pipeline,
             src=src,
             tgt=_split(tgt),
@@ -141,7 +137,7 @@ def build(
     except ValueError as exc:
         err.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
-    inputs = list(input) if input else [sample_dir()]
+    inputs = build_inputs(input)
     if not input and not quiet:
         err.print(
             f"No --input given: building the bundled sample in {sample_dir()} "
@@ -170,13 +166,8 @@ def build(
         raise typer.Exit(130) from None
     report_path = None
     if report:
-        from corpusalign.report import REPORT_HTML, current_report, write_report
-
         try:
-            current = (result.output / REPORT_HTML).exists() and current_report(result.output).get("manifest_digest")
-            if not (result.up_to_date and current):
-                write_report(result.output)
-            report_path = result.output / REPORT_HTML
+            report_path = write_build_report(result)
         except Exception as exc:  # the corpus is built; a report failure must not hide that
             err.print(f"[yellow]corpus built, but the report failed:[/yellow] {exc}. Try: corpusalign report {result.output}")
     if not quiet:
@@ -232,12 +223,45 @@ def calibrate(
         bool, typer.Option("--unlabelled", help="No labels and no generated corruptions: thresholds from score distributions.")
     ] = False,
     recall_target: Annotated[
-        float,
-        typer.Option(help="Share of good pairs each language and length domain keeps out of fold. [default: 0.97]"),
-    ] = 0.97,
+        str,
+        typer.Option(
+            metavar="<float|none>",
+            help="Share of good pairs each language and length domain keeps out of fold; 'none': the fault-bound rule "
+            "of --max-kept instead.",
+        ),
+    ] = "0.97",
     target_precision: Annotated[
         float | None,
         typer.Option(help="Instead of --recall-target: thresholds that reach this precision (then the fault-kind bound)."),
+    ] = None,
+    max_kept: Annotated[
+        str,
+        typer.Option(
+            metavar="<float|none>",
+            help="Fault-bound rule: kept-rate target per fault kind ('none': thresholds for F1 only).",
+        ),
+    ] = "0.03",
+    max_recall_loss: Annotated[
+        float, typer.Option(help="Fault-bound rule: the most good-pair recall the kept-rate target may cost.")
+    ] = 0.05,
+    kept_confidence: Annotated[
+        str,
+        typer.Option(
+            metavar="<float|none>",
+            help="Fault-bound rule: confidence of the upper bound of each kind's kept rate that must stay under --max-kept "
+            "('none': the point estimate and the earlier fewest-kinds rule).",
+        ),
+    ] = "0.95",
+    wrong_language_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Languages (comma-separated) whose texts in the dev records may also fill generated wrong_language "
+            "faults, besides --tgt."
+        ),
+    ] = None,
+    gates_json: Annotated[
+        Path | None,
+        typer.Option(help="Also write the gates, metrics and provenance as JSON (the format of gates_e5_small.json)."),
     ] = None,
     pipeline: Annotated[
         Path | None, typer.Option("--pipeline", "-p", help="Base pipeline file to copy the other parameters from.")
@@ -253,34 +277,76 @@ def calibrate(
     generated from them to learn from; labelled pairs are used as given. Each language gets weights,
     hard-rule settings and a threshold per length domain (short strings, sentences, paragraphs); the
     thresholds keep --recall-target of the good pairs of each language and domain. Prints the held-out
-    precision and recall per language that the gate is expected to reach.
+    precision and recall per language that the gate is expected to reach. With --recall-target none
+    (or --target-precision) each language gets one threshold by the fault-bound rule instead:
+    F1-optimal, then raised until every fault kind's kept rate is provably under --max-kept, for at
+    most --max-recall-loss of recall.
     """
+    import datetime
+    import sys
+
+    import polars as pl
     from rich.table import Table
 
     from corpusalign.embed import make_embedder
     from corpusalign.verify.calibrate import calibrate as run_calibrate
-    from corpusalign.verify.calibrate import write_pipeline
+    from corpusalign.verify.calibrate import write_gates_json, write_pipeline
 
+    def optional_float(name: str, text: str) -> float | None:
+        if text.strip().lower() in ("none", "off", ""):
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            err.print(f"[red]{name} must be a number or 'none', got {text!r}[/red]")
+            raise typer.Exit(2) from None
+
+    recall = optional_float("--recall-target", recall_target)
+    kept_max = optional_float("--max-kept", max_kept)
+    confidence = optional_float("--kept-confidence", kept_confidence)
     langs = _split(tgt) or []
-    pairs = _read_dev_pairs(list(dev) if dev else [sample_dir()], src, langs)
+    paths = list(dev) if dev else [sample_dir()]
+    pairs = _read_dev_pairs(paths, src, langs)
     if pairs.height == 0:
         err.print("[red]the dev set holds no usable pairs[/red]")
         raise typer.Exit(2)
     if unlabelled and "label" in pairs.columns:
         pairs = pairs.drop("label", "kind")
-    if not 0.5 <= recall_target < 1.0:
-        err.print(f"[red]--recall-target must be in [0.5, 1), got {recall_target}[/red]")
+    if recall is not None and not 0.5 <= recall < 1.0:
+        err.print(f"[red]--recall-target must be in [0.5, 1) or 'none', got {recall_target}[/red]")
         raise typer.Exit(2)
+    extra = [lang for lang in _split(wrong_language_from) or [] if lang not in langs and lang != src]
+    if extra and not unlabelled and "label" not in pairs.columns:  # texts that only fill wrong_language faults
+        more = _read_dev_pairs(paths, src, extra).filter(pl.col("lang").is_in(extra))
+        if more.height:
+            wide = more.unique(["concept_id", "lang"], keep="first", maintain_order=True)
+            wide = wide.pivot(on="lang", index="concept_id", values="tgt_text")
+            pairs = pairs.join(wide, on="concept_id", how="left", maintain_order="left")
+    model = make_embedder(embedder)
     result = run_calibrate(
         pairs,
-        make_embedder(embedder),
+        model,
         src,
         target_precision=target_precision,
-        recall_target=None if target_precision is not None else recall_target,
+        recall_target=None if target_precision is not None else recall,
         seed=seed,
         labels=not unlabelled,
+        max_kept=kept_max,
+        max_recall_loss=max_recall_loss,
+        kept_confidence=confidence,
     )
     write_pipeline(result, output, base_pipeline=pipeline, embedder=embedder)
+    if gates_json is not None:
+        provenance = {
+            "command": "corpusalign " + " ".join(sys.argv[1:]),
+            "data": [path.name for path in paths],
+            "src": src,
+            "tgt": langs,
+            "date": datetime.date.today().isoformat(),
+            "embedder": model.describe(),
+            "corpusalign_version": __version__,
+        }
+        write_gates_json(result, gates_json, provenance)
     table = Table(title=f"calibrated gates ({embedder}) -> {output}", title_justify="left")
     for col in ("language", "threshold", "precision", "recall"):
         table.add_column(col, justify="left" if col == "language" else "right")
@@ -306,7 +372,7 @@ def align(
     Lines are matched by embedding similarity with margin scoring, each target language against the
     source (the pivot); the output is parallel JSONL that ``corpusalign build`` reads.
     """
-    from corpusalign.verify.align import align_command
+    from corpusalign.read.align import align_command
 
     targets: dict[str, Path] = {}
     for spec in target:
@@ -434,10 +500,6 @@ def validate(corpus: Annotated[Path, typer.Argument(help="A built corpus directo
     console.print(f"[green]✓[/green] {corpus}: schema, checksums, shard completeness and accounting all hold")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
-
 def _quiet_transformers() -> None:
     """transformers' own loading/saving bars would interleave with ours."""
     try:
@@ -487,9 +549,9 @@ def train(
     """
     from corpusalign.config import ConfigError
     from corpusalign.extras import MissingExtraError
-    from corpusalign.train.config import load_train_config
-    from corpusalign.train.data import CorruptCorpusError
-    from corpusalign.train.models import ModelUnavailable
+    from corpusalign.training.config import load_train_config
+    from corpusalign.training.data import CorruptCorpusError
+    from corpusalign.training.models import ModelUnavailable
 
     try:
         cfg = load_train_config(
@@ -513,7 +575,7 @@ def train(
         raise typer.Exit(2) from None
     _quiet_transformers()
     try:
-        from corpusalign.train.loop import train as run_train
+        from corpusalign.training.loop import train as run_train
 
         result = run_train(cfg, shards, output, resume=resume, progress=not quiet)
     except (CorruptCorpusError, ModelUnavailable, MissingExtraError, ValueError, FileNotFoundError) as exc:
@@ -559,40 +621,34 @@ def eval_(
     import json
 
     from corpusalign.extras import MissingExtraError
-    from corpusalign.train.config import DEFAULT_TO_ANCHOR_PROMPT
-    from corpusalign.train.data import CorruptCorpusError
-    from corpusalign.train.evaluate import evaluate, format_table, load_for_eval
-    from corpusalign.train.models import ModelUnavailable, require_train_extra
+    from corpusalign.training.data import CorruptCorpusError
+    from corpusalign.training.evaluate import evaluate_model, format_table
+    from corpusalign.training.models import ModelUnavailable
 
     _quiet_transformers()
     try:
-        require_train_extra()
-        net, tokenizer, saved = load_for_eval(model, device)
-        saved = saved or {}
-        result = evaluate(
-            net,
-            tokenizer,
+        result = evaluate_model(
+            model,
             shards,
-            langs=_split(langs) or (list(saved["langs"]) if saved.get("langs") else None),
-            objective=saved.get("objective", "sft"),
-            task=saved.get("task", "auto"),
-            prompt_template=saved.get("to_anchor_prompt", DEFAULT_TO_ANCHOR_PROMPT),
-            chat_template=saved.get("chat_template", True),
-            split=split,
-            eval_fraction=eval_fraction if eval_fraction is not None else saved.get("eval_fraction", 0.1),
+            langs=_split(langs),
             num_choices=num_choices,
             max_concepts=max_concepts,
-            max_length=saved.get("max_length", 256),
+            eval_fraction=eval_fraction,
+            split=split,
             batch_size=batch_size,
+            device=device,
             seed=seed,
             progress=not quiet,
         )
     except (CorruptCorpusError, ModelUnavailable, MissingExtraError, ValueError, FileNotFoundError) as exc:
         err.print(f"[red]cannot evaluate:[/red] {exc}")
         raise typer.Exit(2) from None
-    result["model"] = model
     console.print(format_table(result), highlight=False, markup=False)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         console.print(f"results: {json_out}")
+
+
+if __name__ == "__main__":  # pragma: no cover (every command is registered above)
+    app()

@@ -46,7 +46,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from corpusalign import __version__
+from corpusalign._version import __version__
 from corpusalign.config import BuildConfig
 from corpusalign.execute import Executor, ExecutorOptions, Stage, make_executor
 from corpusalign.progress import Progress
@@ -64,7 +64,7 @@ from corpusalign.store import manifest as mf
 from corpusalign.store.files import TMP_SUFFIX, remove_temporaries, write_json, write_parquet
 from corpusalign.store.schema import QUARANTINE_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION, SHARD_SCHEMA, TEXT_FIELDS
 from corpusalign.store.shards import QUARANTINE_DIR, REJECTED_DIR, bucket_count, bucket_of, shard_name, split_bucket
-from corpusalign.translate.base import make_translator
+from corpusalign.translate import make_translator
 
 log = logging.getLogger(__name__)
 
@@ -577,20 +577,8 @@ class Runner:
 
     # ---------------------------------------------------------------- manifest
     def _finish(self, n_batches: int, n_items: int, shards: list[str], seconds: float) -> dict[str, Any]:
-        shard_entries = []
-        rows_per_lang: dict[str, int] = {}
-        concepts = 0
-        complete = 0
-        for rel in shards:
-            table = pl.read_parquet(self.out / rel, columns=["concept_id", "lang"])
-            per_lang = dict(table.group_by("lang").len().sort("lang").iter_rows())
-            n_concepts = table["concept_id"].n_unique()
-            langs_per_concept = table.group_by("concept_id").len()
-            complete += int((langs_per_concept["len"] == len(self.cfg.langs)).sum())
-            concepts += n_concepts
-            for k, v in per_lang.items():
-                rows_per_lang[k] = rows_per_lang.get(k, 0) + v
-            shard_entries.append(mf.file_entry(self.out, rel, concepts=n_concepts, rows_per_lang=per_lang))
+        """Count what the shards hold, check the accounting, write stats.json and the sealed manifest."""
+        shard_entries, rows_per_lang, concepts, complete = self._shard_counts(shards)
         rejected = [
             mf.file_entry(self.out, f"{REJECTED_DIR}/{p.name}") for p in sorted((self.out / REJECTED_DIR).glob("part-*.parquet"))
         ]
@@ -598,27 +586,8 @@ class Runner:
             mf.file_entry(self.out, f"{QUARANTINE_DIR}/{p.name}")
             for p in sorted((self.out / QUARANTINE_DIR).glob("part-*.parquet"))
         ]
-        provenance: dict[str, dict[str, int]] = {}
-        if shards:
-            made_by = (
-                pl.scan_parquet([self.out / rel for rel in shards])
-                .select("lang", pl.format("{}:{}", "origin", pl.col("translator").fill_null("-")).alias("by"))
-                .group_by("lang", "by")
-                .len()
-                .collect(engine="streaming")
-            )
-            for lang, by, n in made_by.sort("lang", "by").iter_rows():
-                provenance.setdefault(lang, {})[by] = n
-        drop_reasons: dict[str, dict[str, int]] = {}
-        if rejected:
-            counts = (
-                pl.scan_parquet([self.out / e["path"] for e in rejected])
-                .group_by("drop_reason", "lang")
-                .len()
-                .collect(engine="streaming")
-            )
-            for reason, lang, n in counts.sort("drop_reason", "lang").iter_rows():
-                drop_reasons.setdefault(reason, {})[lang] = n
+        provenance = self._provenance(shards)
+        drop_reasons = self._drop_reasons(rejected)
         acct = mf.accounting(
             input_records=n_items,
             quarantined=sum(e["rows"] for e in quarantine),
@@ -626,27 +595,8 @@ class Runner:
             kept_rows=sum(e["rows"] for e in shard_entries),
             rejected_rows=sum(e["rows"] for e in rejected),
         )
-        translators = {
-            s.translator.name: {"origin": s.translator.origin, "model": s.translator.model, "params": s.translator.params or None}
-            for s in self.plan.batch_steps
-            if isinstance(s, TranslateStep)
-        }
-        tstats = self.stats.steps.get("translate")
-        translation = {
-            k: (tstats.counters.get(k, 0) if tstats else 0)
-            for k in ("requested", "filled", "not_found", "cache_hits", "cache_misses")
-        }
-        translation["failed"] = sum(drop_reasons.get("translation_failed", {}).values())  # rows rejected for it
-        verify = next((s for s in self.plan.batch_steps if isinstance(s, VerifyStep)), None)
-        verification = (
-            {
-                "embedder": verify.embedder.name,
-                "model": verify.embedder.model,
-                "gates": {lang: g.to_dict() for lang, g in sorted(verify.gates.items())},
-            }
-            if verify is not None
-            else None
-        )
+        translators, translation = self._translation_summary(drop_reasons)
+        verification = self._verification_summary()
         stats_doc = {"build_seconds": round(seconds, 3), "steps": self.stats.to_dict()}
         write_json(stats_doc, self.out / mf.STATS)
         manifest = mf.seal(
@@ -688,3 +638,77 @@ class Runner:
         if not self.keep_work:
             shutil.rmtree(self.work, ignore_errors=True)
         return manifest
+
+    def _shard_counts(self, shards: list[str]) -> tuple[list[dict[str, Any]], dict[str, int], int, int]:
+        """``(manifest entries, rows per language, concepts, concepts with every language)`` of the shards."""
+        shard_entries = []
+        rows_per_lang: dict[str, int] = {}
+        concepts = 0
+        complete = 0
+        for rel in shards:
+            table = pl.read_parquet(self.out / rel, columns=["concept_id", "lang"])
+            per_lang = dict(table.group_by("lang").len().sort("lang").iter_rows())
+            n_concepts = table["concept_id"].n_unique()
+            langs_per_concept = table.group_by("concept_id").len()
+            complete += int((langs_per_concept["len"] == len(self.cfg.langs)).sum())
+            concepts += n_concepts
+            for k, v in per_lang.items():
+                rows_per_lang[k] = rows_per_lang.get(k, 0) + v
+            shard_entries.append(mf.file_entry(self.out, rel, concepts=n_concepts, rows_per_lang=per_lang))
+        return shard_entries, rows_per_lang, concepts, complete
+
+    def _provenance(self, shards: list[str]) -> dict[str, dict[str, int]]:
+        """Rows kept per language by ``origin:translator`` (``source:-``, ``human:tm``, ``machine:seq2seq``, ...)."""
+        provenance: dict[str, dict[str, int]] = {}
+        if shards:
+            made_by = (
+                pl.scan_parquet([self.out / rel for rel in shards])
+                .select("lang", pl.format("{}:{}", "origin", pl.col("translator").fill_null("-")).alias("by"))
+                .group_by("lang", "by")
+                .len()
+                .collect(engine="streaming")
+            )
+            for lang, by, n in made_by.sort("lang", "by").iter_rows():
+                provenance.setdefault(lang, {})[by] = n
+        return provenance
+
+    def _drop_reasons(self, rejected: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+        """Rejected rows per drop reason and language."""
+        drop_reasons: dict[str, dict[str, int]] = {}
+        if rejected:
+            counts = (
+                pl.scan_parquet([self.out / e["path"] for e in rejected])
+                .group_by("drop_reason", "lang")
+                .len()
+                .collect(engine="streaming")
+            )
+            for reason, lang, n in counts.sort("drop_reason", "lang").iter_rows():
+                drop_reasons.setdefault(reason, {})[lang] = n
+        return drop_reasons
+
+    def _translation_summary(self, drop_reasons: dict[str, dict[str, int]]) -> tuple[dict[str, Any], dict[str, int]]:
+        """``(translators, translation)``: each translator's origin, model and parameters, and the rows the
+        translators were asked for, filled, found in the cache and failed."""
+        translators = {
+            s.translator.name: {"origin": s.translator.origin, "model": s.translator.model, "params": s.translator.params or None}
+            for s in self.plan.batch_steps
+            if isinstance(s, TranslateStep)
+        }
+        tstats = self.stats.steps.get("translate")
+        translation = {
+            k: (tstats.counters.get(k, 0) if tstats else 0)
+            for k in ("requested", "filled", "not_found", "cache_hits", "cache_misses")
+        }
+        translation["failed"] = sum(drop_reasons.get("translation_failed", {}).values())  # rows rejected for it
+        return translators, translation
+
+    def _verification_summary(self) -> dict[str, Any] | None:
+        """The verification embedder and the gates the build applied (``None`` with verification off)."""
+        verify = next((s for s in self.plan.batch_steps if isinstance(s, VerifyStep)), None)
+        if verify is None:
+            return None
+        return {
+            "embedder": verify.embedder.name,
+            "model": verify.embedder.model,
+            "gates": {lang: g.to_dict() for lang, g in sorted(verify.gates.items())},
+        }

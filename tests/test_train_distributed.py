@@ -11,7 +11,7 @@ the training script with ``python -m torch.distributed.run --standalone --nproc_
 
 Resuming that checkpoint in one process is refused (its sampler position and RNG states are per rank).
 
-In the launched processes (``__main__`` below) ``corpusalign.train.loop.batch_loss`` is wrapped to
+In the launched processes (``__main__`` below) ``corpusalign.training.loop.batch_loss`` is wrapped to
 record the rows of every micro-batch and the model it was handed, ``save_pretrained`` to record who
 wrote which checkpoint; after each run every rank writes its records and its final weights to a file
 of its own. Nothing in the package is patched for the test beyond these two wrappers.
@@ -51,8 +51,8 @@ def _worker(spec: dict[str, Any]) -> None:
     import torch
     from transformers import PreTrainedModel
 
-    import corpusalign.train.loop as loop
-    from corpusalign.train.config import load_train_config
+    import corpusalign.training.loop as loop
+    from corpusalign.training.config import load_train_config
 
     rank = int(os.environ["RANK"])
     records: dict[str, Any] = {"batches": [], "saves": [], "model": None}
@@ -120,7 +120,7 @@ def _rank_files(logs: Path, name: str) -> tuple[list[dict[str, Any]], list[dict[
 
 
 def _latest_name(output: Path) -> str | None:
-    from corpusalign.train.loop import latest_checkpoint
+    from corpusalign.training.loop import latest_checkpoint
 
     found = latest_checkpoint(output)
     return found.name if found else None
@@ -139,10 +139,10 @@ def test_two_process_training_splits_concepts_syncs_weights_saves_once_and_resum
     from tiny_models import build_causal
     from transformers import AutoModelForCausalLM
 
-    from corpusalign.train.config import load_train_config
-    from corpusalign.train.data import ShardDataset
-    from corpusalign.train.loop import make_sampler, train
-    from corpusalign.train.models import load_causal_lm
+    from corpusalign.training.config import load_train_config
+    from corpusalign.training.data import ShardDataset
+    from corpusalign.training.loop import make_sampler, train
+    from corpusalign.training.models import load_causal_lm
 
     records = [{k: r[k] for k in ("concept_id", *LANGS)} for r in tatoeba_rows[:48] if all(r.get(k) for k in LANGS)]
     corpus = _write_corpus(tmp_path, records)

@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 from corpusalign.cli import app
 from corpusalign.config import ConfigError, load_config
 from corpusalign.runner import build
-from corpusalign.train.config import TrainConfig, load_train_config
-from corpusalign.train.data import CorruptCorpusError, ShardDataset
-from corpusalign.train.evaluate import _distractors, evaluate, load_for_eval
-from corpusalign.train.loop import batch_loss, latest_checkpoint, make_sampler, train
-from corpusalign.train.models import load_causal_lm, load_tokenizer
-from corpusalign.train.task import IGNORE_INDEX, Collator, Examples
+from corpusalign.training.config import TrainConfig, load_train_config
+from corpusalign.training.data import CorruptCorpusError, ShardDataset
+from corpusalign.training.evaluate import _distractors, evaluate, load_for_eval
+from corpusalign.training.loop import batch_loss, latest_checkpoint, make_sampler, train
+from corpusalign.training.models import load_causal_lm, load_tokenizer
+from corpusalign.training.task import IGNORE_INDEX, Collator, Examples
 
 LANGS = ("en", "de", "ja")
 
@@ -119,7 +119,7 @@ def test_fields_task_reads_prompt_and_response(tmp_path: Path, tatoeba_rows: lis
 def test_updates_change_the_weights_and_lower_the_loss_on_a_repeated_batch(
     corpus: Path, model_dir: Path, objective: str, extra: dict[str, Any]
 ) -> None:
-    from corpusalign.train.loop import PrecomputedReference
+    from corpusalign.training.loop import PrecomputedReference
 
     torch.manual_seed(0)
     cfg = _cfg(model_dir, objective=objective, consistency_weight=1.0, **extra)
@@ -254,8 +254,8 @@ def test_distractors_are_distinct_and_never_the_item_itself() -> None:
 
 
 def test_shared_prefix_scoring_equals_scoring_each_sequence_alone(corpus: Path, model_dir: Path) -> None:
-    from corpusalign.train.evaluate import score_choices
-    from corpusalign.train.objectives import token_logps
+    from corpusalign.training.evaluate import score_choices
+    from corpusalign.training.objectives import token_logps
 
     torch.manual_seed(0)
     model = build_causal(model_dir.parent / "wild", hidden=64, ffn=128, init_std=0.5, vocab_size=800)  # peaky outputs

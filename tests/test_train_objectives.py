@@ -1,4 +1,4 @@
-"""Training objectives (corpusalign.train.objectives) against plain reference computations.
+"""Training objectives (corpusalign.training.objectives) against plain reference computations.
 
 Every reference below is written independently of the code under test: Python loops over rows and
 positions, float64 and the explicit formulas of the papers (DPO: Rafailov et al. 2023; ORPO: Hong et
@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from corpusalign.train.objectives import (
+from corpusalign.training.objectives import (
     IGNORE_INDEX,
     consistency_contrastive,
     consistency_kl,

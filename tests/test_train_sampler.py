@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from corpusalign.config import load_config
 from corpusalign.runner import build
 from corpusalign.store import manifest as mf
-from corpusalign.train import CorruptCorpusError, ShardDataset, split_fraction
-from corpusalign.train.sampler import (
+from corpusalign.training import CorruptCorpusError, ShardDataset, split_fraction
+from corpusalign.training.sampler import (
     AlignedBatchSampler,
     LanguageHomogeneousBatchSampler,
     RandomRowBatchSampler,

@@ -4,7 +4,7 @@ One process or many: the loop runs under ``accelerate launch`` or ``torchrun`` u
 FSDP/DeepSpeed as configured with ``accelerate config``). The batch sampler is rank-aware itself
 (every rank gets whole concepts and the same number of batches), so the data loader is *not* handed
 to accelerate for re-sharding. Mixed precision: ``precision=auto`` is bf16 on a GPU that supports it
-and fp32 elsewhere.
+and fp32 elsewhere (the ``train`` rule of :mod:`corpusalign.device`).
 
 Per optimizer step: ``grad_accum`` batches, each one forward pass (preference objectives put the
 chosen and the rejected sequences of a batch into one pass), the objective, the optional
@@ -50,11 +50,12 @@ from typing import Any
 
 import numpy as np
 
+from corpusalign.device import ACCELERATE_PRECISION, cuda_available, resolve_dtype
 from corpusalign.progress import Progress
-from corpusalign.train.config import TrainConfig
-from corpusalign.train.data import ShardDataset
-from corpusalign.train.models import load_causal_lm, load_tokenizer, require_train_extra, resolve_model
-from corpusalign.train.task import Collator, Examples
+from corpusalign.training.config import TrainConfig
+from corpusalign.training.data import ShardDataset
+from corpusalign.training.models import load_causal_lm, load_tokenizer, require_train_extra, resolve_model
+from corpusalign.training.task import Collator, Examples
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class TrainResult:
 # --------------------------------------------------------------------------------------- helpers
 def make_sampler(cfg: TrainConfig, ds: ShardDataset, *, num_replicas: int = 1, rank: int = 0) -> Any:
     """The configured batch sampler: aligned, or an ablation baseline with the same rows per batch."""
-    from corpusalign.train.sampler import AlignedBatchSampler, LanguageHomogeneousBatchSampler, RandomRowBatchSampler
+    from corpusalign.training.sampler import AlignedBatchSampler, LanguageHomogeneousBatchSampler, RandomRowBatchSampler
 
     common = dict(
         langs=list(cfg.langs) or None, missing=cfg.missing, seed=cfg.seed, num_replicas=num_replicas, rank=rank, drop_last=True
@@ -134,11 +135,13 @@ def latest_checkpoint(output: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _precision(cfg: TrainConfig, torch: Any) -> str:
-    if cfg.precision == "auto":
-        use_gpu = cfg.device != "cpu" and torch.cuda.is_available()
-        return "bf16" if use_gpu and torch.cuda.is_bf16_supported() else "no"
-    return {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}[cfg.precision]
+def _precision(cfg: TrainConfig) -> str:
+    """accelerate's ``mixed_precision`` for ``cfg.precision``: the ``train`` rule of :mod:`corpusalign.device`
+    (``auto``: bf16 autocast on a CUDA GPU that supports it, unless ``device`` is ``cpu``; else none)."""
+    device = "cuda" if cfg.device != "cpu" and cuda_available() else "cpu"
+    dtype = resolve_dtype(cfg.precision, device, "train")
+    assert dtype is not None  # the train rule always names a dtype
+    return ACCELERATE_PRECISION[dtype]
 
 
 def _rng_state(torch: Any) -> dict[str, Any]:
@@ -173,7 +176,7 @@ def batch_loss(model: Any, batch: dict[str, Any], cfg: TrainConfig, ref: Any = N
     """
     import torch
 
-    from corpusalign.train import objectives as obj
+    from corpusalign.training import objectives as obj
 
     want_hidden = cfg.consistency == "contrastive"
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=want_hidden)
@@ -228,7 +231,7 @@ class PrecomputedReference:
     ) -> PrecomputedReference:
         import torch
 
-        from corpusalign.train.objectives import token_logps
+        from corpusalign.training.objectives import token_logps
 
         chosen = torch.zeros(len(examples), dtype=torch.float32)
         rejected = torch.zeros(len(examples), dtype=torch.float32)
@@ -256,7 +259,7 @@ class ModelReference:
     def __call__(self, batch: dict[str, Any]) -> tuple[Any, Any]:
         import torch
 
-        from corpusalign.train.objectives import token_logps
+        from corpusalign.training.objectives import token_logps
 
         ctx = self.model.disable_adapter() if self.adapter_off else contextlib.nullcontext()
         with torch.no_grad(), ctx:
@@ -284,38 +287,20 @@ def train(
     require_train_extra()
     import torch
     from accelerate import Accelerator
-    from transformers import get_linear_schedule_with_warmup
 
     output = Path(output)
     # Launched as several processes (torchrun, accelerate launch) on a machine without CUDA, accelerate
     # sets up CPU data parallelism only with cpu=True; otherwise every process trains alone as rank 0 of 1.
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cpu = cfg.device == "cpu" or (cfg.device == "auto" and world > 1 and not torch.cuda.is_available())
-    acc = Accelerator(mixed_precision=_precision(cfg, torch), cpu=cpu)
+    acc = Accelerator(mixed_precision=_precision(cfg), cpu=cpu)
     if acc.num_processes != world and "WORLD_SIZE" in os.environ:
         raise ValueError(f"launched as {world} processes but accelerate runs {acc.num_processes}: check --device")
     main = acc.is_main_process
 
-    start = latest_checkpoint(output)
-    if start is not None and not resume:
-        raise ValueError(f"{output} already holds a training run ({start.name}): resume it, or choose another output directory")
-    if resume and start is None:
-        log.info("no checkpoint in %s: starting from step 0", output)
-    state: dict[str, Any] = json.loads((start / STATE).read_text()) if start else {}
-    if start is not None:
-        saved = state.get("config", {})
-        changed = sorted(
-            k for k, v in cfg.to_dict().items() if saved.get(k) != v and k not in ("steps", "save_every", "log_every")
-        )
-        if changed:
-            raise ValueError(
-                f"cannot resume {start}: the configuration changed ({', '.join(changed)}); use a new output directory"
-            )
-        if state.get("num_processes", 1) != acc.num_processes:  # its sampler position and RNG states are per process
-            raise ValueError(
-                f"cannot resume {start} on {acc.num_processes} process(es): it was written by {state.get('num_processes', 1)}"
-            )
+    start, state = _checkpoint_to_resume(cfg, output, resume, acc.num_processes)
 
+    # ---- data: split, examples, sampler, collator
     _seed_everything(cfg.seed, torch)
     ds = ShardDataset(shards, langs=list(cfg.langs) or None, split="train", eval_fraction=cfg.eval_fraction)
     examples = Examples(ds, objective=cfg.objective, task=cfg.task, prompt_template=cfg.to_anchor_prompt, seed=cfg.seed)
@@ -330,26 +315,22 @@ def train(
         preference=cfg.objective != "sft",
         chat_template=cfg.chat_template,
     )
+
+    # ---- model, optimizer, schedule, reference policy
     model = _load_trainable(cfg, base_dir, start)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model.train()
-
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trainable if p.ndim >= 2]
-    no_decay = [p for p in trainable if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
-    scheduler = get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.steps)
+    optimizer, scheduler = _optimizer_and_schedule(cfg, model, torch)
 
     # The reference policy is the *starting* model: computed (or copied) before any update.
     ref = None
     if cfg.objective == "dpo":
         ref = _reference(cfg, model, base_dir, examples, collate, sampler, output, acc, main)
 
+    # ---- resume: optimizer, schedule, RNG and sampler position
     model, optimizer = acc.prepare(model, optimizer)
     step = 0
     if start is not None:
@@ -360,14 +341,14 @@ def train(
     feed_state = Feed(sampler, consumed=int(state.get("batches_consumed", 0)))
     feed = iter(feed_state)
 
+    # ---- the optimizer steps
     if main:
         output.mkdir(parents=True, exist_ok=True)
         _truncate_log(output / LOG, after=step)  # entries of an interrupted run past its checkpoint
     target = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
     log_path = output / LOG
     lang_names = sampler.langs
-    window: dict[str, list[float]] = defaultdict(list)
-    window_tokens, window_t0 = 0, time.perf_counter()
+    window = _LogWindow(log_path, acc.num_processes)
     first_loss = last_loss = None
     total_tokens = total_rows = skipped = 0
     t_start = time.perf_counter()
@@ -389,11 +370,8 @@ def train(
                     loss, per_row, stats = batch_loss(model, batch, cfg, ref)
                     acc.backward(loss / cfg.grad_accum)
                 micro_losses.append(float(loss.detach()))
-                for lg, value in zip(batch["lang"].tolist(), per_row.tolist(), strict=True):
-                    if not math.isnan(value):
-                        window[lang_names[lg]].append(value)
                 n_tok = int(batch["attention_mask"].sum())
-                window_tokens += n_tok
+                window.add([lang_names[lg] for lg in batch["lang"].tolist()], per_row.tolist(), n_tok)
                 total_tokens += n_tok
                 total_rows += int(batch["group"].shape[0])
                 skipped += int((batch["labels"][: batch["group"].shape[0]] != -100).sum(1).eq(0).sum())
@@ -407,25 +385,14 @@ def train(
             first_loss = last_loss if first_loss is None else first_loss
             bar.advance(1)
             if main and (step % cfg.log_every == 0 or step == target):
-                dt = time.perf_counter() - window_t0
-                entry = {
-                    "step": step,
-                    "loss": last_loss,
-                    "loss_by_lang": {lg: float(np.mean(v)) for lg, v in window.items()},
-                    "tokens_per_s": window_tokens * acc.num_processes / dt if dt > 0 else None,
-                    "lr": scheduler.get_last_lr()[0],
-                    **stats,
-                }
-                if torch.cuda.is_available():
-                    entry["max_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-                with open(log_path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(entry) + "\n")
+                memory = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+                entry = window.flush(step, last_loss, scheduler.get_last_lr()[0], stats, memory)
                 per_lang = " ".join(f"{lg}={v:.3f}" for lg, v in entry["loss_by_lang"].items())
                 bars.note(f"step {step}: loss {last_loss:.4f} ({per_lang}), {entry['tokens_per_s'] or 0:.0f} tokens/s")
-                window.clear()
-                window_tokens, window_t0 = 0, time.perf_counter()
             if cfg.save_every and step % cfg.save_every == 0 and step < target:
                 _save(acc, model, tokenizer, optimizer, scheduler, cfg, output, step, feed_state.consumed, torch)
+
+    # ---- the final checkpoint and the run's summary
     ckpt = _save(acc, model, tokenizer, optimizer, scheduler, cfg, output, step, feed_state.consumed, torch)
     seconds = time.perf_counter() - t_start
     result = TrainResult(
@@ -450,6 +417,77 @@ def train(
 
 
 # ------------------------------------------------------------------------------------ internals
+def _checkpoint_to_resume(cfg: TrainConfig, output: Path, resume: bool, num_processes: int) -> tuple[Path | None, dict[str, Any]]:
+    """``(checkpoint, its state)`` to continue from (``(None, {})``: a fresh run); a clear error when
+    ``output`` holds a run and ``resume`` is off, or the configuration or process count changed."""
+    start = latest_checkpoint(output)
+    if start is not None and not resume:
+        raise ValueError(f"{output} already holds a training run ({start.name}): resume it, or choose another output directory")
+    if resume and start is None:
+        log.info("no checkpoint in %s: starting from step 0", output)
+    state: dict[str, Any] = json.loads((start / STATE).read_text()) if start else {}
+    if start is not None:
+        saved = state.get("config", {})
+        changed = sorted(
+            k for k, v in cfg.to_dict().items() if saved.get(k) != v and k not in ("steps", "save_every", "log_every")
+        )
+        if changed:
+            raise ValueError(
+                f"cannot resume {start}: the configuration changed ({', '.join(changed)}); use a new output directory"
+            )
+        if state.get("num_processes", 1) != num_processes:  # its sampler position and RNG states are per process
+            raise ValueError(
+                f"cannot resume {start} on {num_processes} process(es): it was written by {state.get('num_processes', 1)}"
+            )
+    return start, state
+
+
+def _optimizer_and_schedule(cfg: TrainConfig, model: Any, torch: Any) -> tuple[Any, Any]:
+    """AdamW (no weight decay on biases and norms) and a linear schedule with warm-up over ``cfg.steps``."""
+    from transformers import get_linear_schedule_with_warmup
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.ndim >= 2]
+    no_decay = [p for p in trainable if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+    return optimizer, get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.steps)
+
+
+class _LogWindow:
+    """Per-language losses and tokens since the last log entry; :meth:`flush` appends the entry to the log."""
+
+    def __init__(self, path: Path, num_processes: int) -> None:
+        self.path, self.num_processes = path, num_processes
+        self.losses: dict[str, list[float]] = defaultdict(list)
+        self.tokens, self.t0 = 0, time.perf_counter()
+
+    def add(self, langs: list[str], row_losses: list[float], tokens: int) -> None:
+        for lang, value in zip(langs, row_losses, strict=True):
+            if not math.isnan(value):
+                self.losses[lang].append(value)
+        self.tokens += tokens
+
+    def flush(self, step: int, loss: float, lr: float, stats: dict[str, float], memory_gb: float | None) -> dict[str, Any]:
+        dt = time.perf_counter() - self.t0
+        entry = {
+            "step": step,
+            "loss": loss,
+            "loss_by_lang": {lg: float(np.mean(v)) for lg, v in self.losses.items()},
+            "tokens_per_s": self.tokens * self.num_processes / dt if dt > 0 else None,
+            "lr": lr,
+            **stats,
+        }
+        if memory_gb is not None:
+            entry["max_memory_gb"] = memory_gb
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+        self.losses.clear()
+        self.tokens, self.t0 = 0, time.perf_counter()
+        return entry
+
+
 def _seed_everything(seed: int, torch: Any) -> None:
     random.seed(seed)
     np.random.seed(seed)

@@ -1,6 +1,6 @@
 """Corpus rows -> training examples -> padded tensors.
 
-:class:`Examples` turns the rows of a :class:`~corpusalign.train.data.ShardDataset` into examples:
+:class:`Examples` turns the rows of a :class:`~corpusalign.training.data.ShardDataset` into examples:
 
 * task ``fields``: the corpus already holds instruction data. SFT reads ``prompt``/``response``;
   DPO and ORPO read ``prompt``/``chosen``/``rejected``. Every language version of a concept is the
@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from corpusalign.train.config import DEFAULT_TO_ANCHOR_PROMPT
-from corpusalign.train.data import ShardDataset
+from corpusalign.training.config import DEFAULT_TO_ANCHOR_PROMPT
+from corpusalign.training.data import ShardDataset
 
 IGNORE_INDEX = -100
 

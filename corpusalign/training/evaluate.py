@@ -1,7 +1,7 @@
 """Cross-lingual evaluation of a causal LM on the held-out concepts of a corpus.
 
 Three measures, all on concepts the trainer never saw (the ``eval`` split of
-:class:`~corpusalign.train.data.ShardDataset`, same ``eval_fraction`` and salt as training):
+:class:`~corpusalign.training.data.ShardDataset`, same ``eval_fraction`` and salt as training):
 
 * **Multiple choice by log-likelihood**, per language. For every held-out concept and language X,
   the model reads the concept's prompt in X (the training task's prompt: ``to_anchor`` asks what the
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from corpusalign.train.config import DEFAULT_TO_ANCHOR_PROMPT
-from corpusalign.train.data import ShardDataset
-from corpusalign.train.task import Collator, Examples
+from corpusalign.training.config import DEFAULT_TO_ANCHOR_PROMPT
+from corpusalign.training.data import ShardDataset
+from corpusalign.training.task import Collator, Examples
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def retrieval_accuracy(
     import torch
 
     from corpusalign.progress import Progress
-    from corpusalign.train.objectives import mean_pool
+    from corpusalign.training.objectives import mean_pool
 
     device = next(model.parameters()).device
     n_layers = int(model.config.num_hidden_layers)
@@ -288,11 +288,11 @@ def format_table(result: dict[str, Any], metric: str = "acc_norm") -> str:
 def load_for_eval(name: str, device: str = "auto") -> tuple[Any, Any, dict[str, Any] | None]:
     """(model, tokenizer, training config or None) for ``name``: a ``corpusalign train`` output
     directory (its newest checkpoint), a checkpoint, a LoRA adapter checkpoint (merged into its base),
-    or any model :func:`~corpusalign.train.models.resolve_model` finds."""
+    or any model :func:`~corpusalign.training.models.resolve_model` finds."""
     import json
 
-    from corpusalign.train.loop import STATE, latest_checkpoint
-    from corpusalign.train.models import load_causal_lm, load_tokenizer, resolve_model
+    from corpusalign.training.loop import STATE, latest_checkpoint
+    from corpusalign.training.models import load_causal_lm, load_tokenizer, resolve_model
     from corpusalign.translate._hf import resolve_device
 
     path = Path(name).expanduser()
@@ -317,3 +317,50 @@ def load_for_eval(name: str, device: str = "auto") -> tuple[Any, Any, dict[str, 
         model = load_causal_lm(folder)
     tokenizer = load_tokenizer(folder)
     return model.to(resolve_device(device)), tokenizer, saved
+
+
+def evaluate_model(
+    model: str | Path,
+    shards: str | Path,
+    *,
+    langs: list[str] | None = None,
+    num_choices: int = 4,
+    max_concepts: int | None = None,
+    eval_fraction: float | None = None,
+    split: str = "eval",
+    batch_size: int = 32,
+    device: str = "auto",
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Load ``model`` (:func:`load_for_eval`) and :func:`evaluate` it on ``shards``: what ``corpusalign eval`` runs.
+
+    A model saved by ``corpusalign train`` is evaluated on its training run's task, prompt, languages
+    and held-out split (``eval_fraction``) unless ``langs`` / ``eval_fraction`` say otherwise; any
+    other model on the defaults. Returns :func:`evaluate`'s dict with ``model`` added.
+    """
+    from corpusalign.training.models import require_train_extra
+
+    require_train_extra()
+    net, tokenizer, saved = load_for_eval(str(model), device)
+    saved = saved or {}
+    result = evaluate(
+        net,
+        tokenizer,
+        shards,
+        langs=list(langs) if langs else (list(saved["langs"]) if saved.get("langs") else None),
+        objective=saved.get("objective", "sft"),
+        task=saved.get("task", "auto"),
+        prompt_template=saved.get("to_anchor_prompt", DEFAULT_TO_ANCHOR_PROMPT),
+        chat_template=saved.get("chat_template", True),
+        split=split,
+        eval_fraction=eval_fraction if eval_fraction is not None else saved.get("eval_fraction", 0.1),
+        num_choices=num_choices,
+        max_concepts=max_concepts,
+        max_length=saved.get("max_length", 256),
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+    )
+    result["model"] = str(model)
+    return result

@@ -1,7 +1,7 @@
 """Batch samplers for batch-wise alignment (Agarwal et al., 2025) and their ablation baselines.
 
 Every sampler here is a ``torch.utils.data.Sampler[list[int]]`` that yields one batch at a time as a
-list of row indices into a :class:`~corpusalign.train.data.ShardDataset`; pass it to a
+list of row indices into a :class:`~corpusalign.training.data.ShardDataset`; pass it to a
 ``DataLoader`` as ``batch_sampler=`` (the dataset's ``__getitems__`` then fetches the whole batch in one
 Arrow ``take``).
 
@@ -41,7 +41,7 @@ from typing import Literal
 import numpy as np
 from torch.utils.data import Sampler
 
-from corpusalign.train.data import ShardDataset
+from corpusalign.training.data import ShardDataset
 
 Missing = Literal["skip_concept", "partial"]
 

