@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import polars as pl
 
+    from corpusalign.export import ExportResult
     from corpusalign.runner import BuildResult
 
 #: ``to_polars`` split -> the manifest's list of that split's files.
@@ -166,6 +167,30 @@ class Corpus:
         frame = frame.sort("concept_id", "lang", maintain_order=True)
         langs = list(dict.fromkeys([*self.languages, *frame["lang"].unique().sort().to_list()]))
         return datasets.DatasetDict({lang: datasets.Dataset(frame.filter(pl.col("lang") == lang).to_arrow()) for lang in langs})
+
+    def export(
+        self,
+        format: str,
+        output: str | Path,
+        *,
+        field: str | None = None,
+        pairs: str | None = None,
+        layout: str | None = None,
+        validate: bool = True,
+    ) -> ExportResult:
+        """Write the kept rows as ``format``: ``hf-translation`` (``pairs="anchor"``: a directory of
+        ``SRC-TGT.jsonl`` files, or ``"all"``: one file), ``jsonl`` (``layout="concepts"`` or ``"rows"``)
+        or ``tmx`` (TMX 1.4), streamed one shard at a time, each file written atomically (docs/export.md).
+        ``field`` picks the text field of a corpus of several. ``validate`` (default) runs
+        :meth:`validate` first and raises :class:`CorpusValidationError` on any problem; bad options
+        raise :class:`~corpusalign.export.ExportError`. Returns the files written and their records.
+        """
+        from corpusalign.export import export_corpus
+
+        check = self.validate if validate else None
+        return export_corpus(
+            self.path, format, output, field=field, pairs=pairs, layout=layout, manifest=self.manifest, check=check
+        )
 
     def concepts(self) -> Iterator[tuple[str, dict[str, dict[str, Any]]]]:
         """The kept rows grouped by concept: ``(concept_id, {lang: row})`` for each concept, the

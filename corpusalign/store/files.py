@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,6 +44,25 @@ def write_text(text: str, path: Path) -> Path:
     tmp.write_text(text, encoding="utf-8")
     _fsync_replace(tmp, path)
     return path
+
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open ``NAME.tmp`` for streamed writing (``mode`` ``"w"``: UTF-8 text with ``\\n`` line ends, or
+    ``"wb"``); on a clean exit it is flushed to disk and renamed to ``path``, on an exception removed."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open: mode must be 'w' or 'wb', not {mode!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    f = open(tmp, mode, encoding="utf-8", newline="\n") if mode == "w" else open(tmp, mode)  # noqa: SIM115
+    try:
+        yield f
+        f.close()
+        _fsync_replace(tmp, path)
+    except BaseException:
+        f.close()
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_json(obj: Any, path: Path) -> Path:
