@@ -1,6 +1,7 @@
 """Command-line interface: a thin layer over :mod:`corpusalign.runner` and :mod:`corpusalign.store`.
 
-Commands: ``build``, ``report``, ``card``, ``inspect``, ``validate``, ``calibrate``, ``align``, ``train``, ``eval``. Each has
+Commands: ``build``, ``reselect``, ``export``, ``report``, ``card``, ``inspect``, ``validate``, ``calibrate``, ``align``,
+``train``, ``eval``. Each has
 ``--help``; the README lists them all.
 """
 
@@ -10,14 +11,43 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from corpusalign._version import __version__
 from corpusalign.resolve import sample_dir
 
+#: Flags of the whole program that are also accepted after the command (``corpusalign build -v``).
+GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet")
+
+
+class _Group(TyperGroup):
+    """The command group: ``-v``/``-q`` may come before or after the command.
+
+    Click reads a group's options only before the command name, so ``corpusalign build -v`` would
+    be an unknown option of ``build``. A global flag after the command is moved in front of it,
+    unless the command has an option of that name itself (``build -q`` stays ``build``'s own
+    ``--quiet``, which the global one also switches on). Nothing after ``--`` is moved.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+        command = self.commands.get(args[at]) if at is not None else None
+        if command is not None:
+            own = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+            end = args.index("--") if "--" in args[at:] else len(args)
+            moved = [a for a in args[at + 1 : end] if a in GLOBAL_FLAGS and a not in own]
+            if moved:
+                rest = [a for a in args[at + 1 : end] if a not in moved]
+                args = [*moved, *args[:at], args[at], *rest, *args[end:]]
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
     name="corpusalign",
+    cls=_Group,
     help="Build verified, concept-aligned multilingual corpora (Parquet shards keyed by concept_id).",
     no_args_is_help=True,
     add_completion=False,
@@ -38,9 +68,24 @@ def main(
     version: Annotated[
         bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details to stderr.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log details to stderr (before or after the command).")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or summaries (before or after the command).")
+    ] = False,
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _QUIET[0] = quiet
+
+
+#: The global ``--quiet`` of this invocation (set by :func:`main` on every run).
+_QUIET = [False]
+
+
+def _quiet(own: bool) -> bool:
+    """A command's ``--quiet``, or the global one."""
+    return own or _QUIET[0]
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -49,14 +94,14 @@ def _split(value: str | None) -> list[str] | None:
 
 @app.command()
 def build(
-    src: Annotated[str | None, typer.Option(help="Source (anchor) language, ISO 639-1. [default: en]")] = None,
-    tgt: Annotated[str | None, typer.Option(help="Target languages, comma-separated. [default: de,ja,sw]")] = None,
+    src: Annotated[str | None, typer.Option(help="Source (anchor) language, ISO 639-1. \\[default: en]")] = None,
+    tgt: Annotated[str | None, typer.Option(help="Target languages, comma-separated. \\[default: de,ja,sw]")] = None,
     input: Annotated[
         list[Path] | None,
         typer.Option(
             "--input",
             "-i",
-            help="Input file or directory (JSONL, CSV/TSV, Parquet, TMX, HF dataset). Repeatable. [default: bundled sample]",
+            help="Input file or directory (JSONL, CSV/TSV, Parquet, TMX, HF dataset). Repeatable. \\[default: bundled sample]",
         ),
     ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory for shards and manifest.")] = Path("corpus"),
@@ -64,7 +109,7 @@ def build(
         str | None,
         typer.Option(
             help="Translator for missing targets: tm (import existing translations), seq2seq (NLLB/M2M100/Marian), "
-            "causal (instruct LLM) or openai (an OpenAI-compatible server). [default: tm]"
+            "causal (instruct LLM) or openai (an OpenAI-compatible server). \\[default: tm]"
         ),
     ] = None,
     model: Annotated[
@@ -79,6 +124,13 @@ def build(
     ] = None,
     fields: Annotated[
         str | None, typer.Option(help="Text fields, comma-separated: text | prompt,response | prompt,chosen,rejected.")
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COLUMN=LANG,...",
+            help="Read input columns as languages, e.g. English=en,German=de (CSV/TSV, Parquet, JSONL keys).",
+        ),
     ] = None,
     pipeline: Annotated[
         Path | None, typer.Option("--pipeline", "-p", help="Pipeline parameter file (YAML), e.g. pipelines/default.yaml.")
@@ -95,7 +147,9 @@ def build(
     ray_address: Annotated[
         str | None, typer.Option(help="Ray: connect to this cluster (auto, ray://head:10001) instead of starting one.")
     ] = None,
-    num_cpus: Annotated[int | None, typer.Option(help="Ray: CPUs of the local Ray instance started here. [default: all]")] = None,
+    num_cpus: Annotated[
+        int | None, typer.Option(help="Ray: CPUs of the local Ray instance started here. \\[default: all]")
+    ] = None,
     model_workers: Annotated[int, typer.Option(help="Ray: actors per model stage (translation, embedding).")] = 1,
     gpus_per_worker: Annotated[float, typer.Option(help="Ray: GPUs each model actor asks for (0: CPU).")] = 0.0,
 ) -> None:
@@ -103,7 +157,8 @@ def build(
 
     Re-running an interrupted build with the same arguments resumes it (with either executor).
     """
-    from corpusalign.config import ConfigError
+    quiet = _quiet(quiet)
+    from corpusalign.config import ConfigError, parse_columns
     from corpusalign.execute import ExecutorOptions
     from corpusalign.extras import MissingExtraError
     from corpusalign.resolve import build_config, build_inputs, write_build_report
@@ -122,6 +177,7 @@ def build(
             translate__device=device,
             translate__cache=None if cache else False,
             translate__memory=[str(m) for m in memory] if memory else None,
+            columns=parse_columns(columns) if columns is not None else None,
         )
     except (ConfigError, OSError) as exc:
         err.print(f"[red]configuration error:[/red] {exc}")
@@ -176,6 +232,26 @@ def build(
         print_build_summary(result.manifest, result.output, None if result.up_to_date else result.seconds, console)
         if report_path:
             console.print(f"report: {report_path}")
+    if _report_lost_files(result.manifest, result.output):
+        raise typer.Exit(1)
+
+
+def _report_lost_files(manifest: dict, output: Path) -> bool:
+    """Say on stderr which input files had every record quarantined, with their first reasons as
+    file:line; True when there is one (the build then exits 1, its corpus and accounting written)."""
+    from corpusalign.store.quarantine import fully_quarantined_files
+
+    lost = fully_quarantined_files(manifest, output)
+    for name, reasons in lost.items():
+        err.print(f"[red]every record of {name} was quarantined[/red]; first reasons:", highlight=False)
+        for line, error in reasons:
+            err.print(f"  {name}:{line} {error}", highlight=False, markup=False, soft_wrap=True)
+    if lost:
+        err.print(
+            f"the corpus in {output} was written without them; every quarantined record is in {output / 'quarantine'}",
+            highlight=False,
+        )
+    return bool(lost)
 
 
 def _read_dev_pairs(paths: list[Path], src: str, tgt: list[str]):
@@ -214,7 +290,7 @@ def _read_dev_pairs(paths: list[Path], src: str, tgt: list[str]):
 def calibrate(
     dev: Annotated[
         list[Path] | None,
-        typer.Option("--dev", "-d", help="Dev set: parallel records or labelled pairs. Repeatable. [default: bundled sample]"),
+        typer.Option("--dev", "-d", help="Dev set: parallel records or labelled pairs. Repeatable. \\[default: bundled sample]"),
     ] = None,
     src: Annotated[str, typer.Option(help="Source language.")] = "en",
     tgt: Annotated[str, typer.Option(help="Target languages, comma-separated.")] = "de,ja,sw",
@@ -304,8 +380,27 @@ def calibrate(
     recall = optional_float("--recall-target", recall_target)
     kept_max = optional_float("--max-kept", max_kept)
     confidence = optional_float("--kept-confidence", kept_confidence)
-    langs = _split(tgt) or []
+    from corpusalign.config import ConfigError, _check_lang
+
+    try:  # BCP-47 tags in canonical case, as a build writes them (pt-br -> pt-BR)
+        src = _check_lang(src, "--src")
+        langs = [_check_lang(lang, "--tgt") for lang in _split(tgt) or []]
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
     paths = list(dev) if dev else [sample_dir()]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        err.print(f"[red]dev set not found: {', '.join(missing)}[/red]", highlight=False)
+        raise typer.Exit(2)
+    if pipeline is not None:  # read before the calibration runs: a bad file would fail only after it
+        from corpusalign.config import read_parameter_file
+
+        try:
+            read_parameter_file(pipeline, {})
+        except ConfigError as exc:
+            err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
     pairs = _read_dev_pairs(paths, src, langs)
     if pairs.height == 0:
         err.print("[red]the dev set holds no usable pairs[/red]")
@@ -364,7 +459,7 @@ def align(
     src: Annotated[str, typer.Option(help="Source language.")] = "en",
     embedder: Annotated[str, typer.Option(help="Embedder: e5, e5-native, e5-torch or st:<model>.")] = "e5",
     window: Annotated[int | None, typer.Option(help="Only match lines at most this far from the diagonal.")] = None,
-    min_margin: Annotated[float | None, typer.Option(help="Least ratio margin of a kept match. [default: 1.0]")] = None,
+    min_margin: Annotated[float | None, typer.Option(help="Least ratio margin of a kept match. \\[default: 1.0]")] = None,
     drop_unmatched: Annotated[bool, typer.Option(help="Leave out source lines that matched no target line.")] = False,
 ) -> None:
     """Recover concept tuples from parallel files whose lines are shifted, missing or extra.
@@ -451,9 +546,11 @@ def card(
     corpus: Annotated[Path, typer.Argument(help="A built corpus directory.")],
     meta: Annotated[
         Path | None,
-        typer.Option(help="Card file (YAML) with sources, licences and limitations. [default: card.yaml beside the inputs]"),
+        typer.Option(help="Card file (YAML) with sources, licences and limitations. \\[default: card.yaml beside the inputs]"),
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Card name: data_cards/NAME.md. [default: the corpus directory name]")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Card name: data_cards/NAME.md. \\[default: the corpus directory name]")
+    ] = None,
     cards_dir: Annotated[Path, typer.Option(help="Folder for the copy of the card.")] = Path("data_cards"),
 ) -> None:
     """Write a Hugging Face dataset card: CORPUS/README.md and data_cards/NAME.md."""
@@ -500,6 +597,85 @@ def validate(corpus: Annotated[Path, typer.Argument(help="A built corpus directo
     console.print(f"[green]✓[/green] {corpus}: schema, checksums, shard completeness and accounting all hold")
 
 
+@app.command()
+def reselect(
+    corpus: Annotated[Path, typer.Argument(help="A finished corpus directory (built with build).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the new corpus.")],
+    pipeline: Annotated[
+        Path | None,
+        typer.Option(
+            "--pipeline", "-p", help="Pipeline file with the new select options or gates. \\[default: the build's configuration]"
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=VALUE on top of the pipeline, e.g. select.min_languages=3 (YAML value). Repeatable."),
+    ] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threshold",
+            help="LANG=P: one verify_p threshold for every length domain of LANG's gate ('*': the fallback). Repeatable.",
+        ),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a corpus already in --output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
+    report: Annotated[bool, typer.Option(help="Write report.json and report.html beside the shards.")] = True,
+) -> None:
+    """Apply new select options, gates or thresholds to a finished build from its stored scores, into a new corpus.
+
+    No translator, embedder or dedup runs: rows dropped as duplicates, missing or failed translations
+    stay dropped; the select options, the verification gate and the concept rules are decided again.
+    The gate reads the stored scores and verify_p plus the inputs its texts determine; prefix_gain
+    and source_gap need the embedder and are not stored, so a gate with new weights for them, or a
+    misaligned-rule change the build's own decisions do not settle, is refused (exit 2): build again.
+    Only select.*, shards.* and verify.gates may differ from the build's configuration.
+    """
+    quiet = _quiet(quiet)
+    import yaml
+
+    from corpusalign.config import ConfigError
+    from corpusalign.reselect import ReselectError
+    from corpusalign.reselect import reselect as run_reselect
+    from corpusalign.resolve import write_build_report
+    from corpusalign.runner import BuildError
+
+    overrides: dict[str, object] = {}
+    thresholds: dict[str, float] = {}
+    try:
+        for item in set_ or []:
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+            overrides[key.strip()] = yaml.safe_load(value)
+        for item in threshold or []:
+            lang, eq, value = item.partition("=")
+            if not eq:
+                raise ConfigError(f"--threshold {item!r}: expected LANG=P")
+            thresholds[lang.strip()] = float(value)
+        result = run_reselect(
+            corpus, output, pipeline, thresholds=thresholds, overwrite=overwrite, progress=not quiet, **overrides
+        )
+    except (ConfigError, ReselectError, ValueError, OSError) as exc:
+        err.print(f"[red]cannot reselect:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except BuildError as exc:
+        err.print(f"[red]cannot reselect:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    report_path = None
+    if report:
+        try:
+            report_path = write_build_report(result)
+        except Exception as exc:  # the corpus is written; a report failure must not hide that
+            err.print(f"[yellow]corpus written, but the report failed:[/yellow] {exc}. Try: corpusalign report {result.output}")
+    if not quiet:
+        from corpusalign.summary import print_build_summary
+
+        print_build_summary(result.manifest, result.output, result.seconds, console)
+        if report_path:
+            console.print(f"report: {report_path}")
+
+
 def _quiet_transformers() -> None:
     """transformers' own loading/saving bars would interleave with ours."""
     try:
@@ -517,25 +693,25 @@ def train(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Causal LM: hub id in the local cache, local directory, .gguf file, or smollm2 (bundled). [default: smollm2]"
+            help="Causal LM: hub id in the local cache, local directory, .gguf file, or smollm2 (bundled). \\[default: smollm2]"
         ),
     ] = None,
-    objective: Annotated[str | None, typer.Option(help="sft | dpo | orpo. [default: sft]")] = None,
-    langs: Annotated[str | None, typer.Option(help="Languages, comma-separated. [default: the corpus's]")] = None,
+    objective: Annotated[str | None, typer.Option(help="sft | dpo | orpo. \\[default: sft]")] = None,
+    langs: Annotated[str | None, typer.Option(help="Languages, comma-separated. \\[default: the corpus's]")] = None,
     sampler: Annotated[
-        str | None, typer.Option(help="aligned | random | homogeneous (the last two: ablation baselines). [default: aligned]")
+        str | None, typer.Option(help="aligned | random | homogeneous (the last two: ablation baselines). \\[default: aligned]")
     ] = None,
     concepts_per_batch: Annotated[
-        int | None, typer.Option("--concepts-per-batch", "-k", help="Concepts per batch. [default: 4]")
+        int | None, typer.Option("--concepts-per-batch", "-k", help="Concepts per batch. \\[default: 4]")
     ] = None,
-    steps: Annotated[int | None, typer.Option(help="Optimizer steps. [default: 100]")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate. [default: 2e-5]")] = None,
-    grad_accum: Annotated[int | None, typer.Option(help="Batches per optimizer step. [default: 1]")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps. \\[default: 100]")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate. \\[default: 2e-5]")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Batches per optimizer step. \\[default: 1]")] = None,
     consistency: Annotated[str | None, typer.Option(help="Cross-lingual consistency term: none | kl | contrastive.")] = None,
     lora: Annotated[bool | None, typer.Option("--lora/--no-lora", help="Train LoRA adapters (extra lora).")] = None,
     precision: Annotated[str | None, typer.Option(help="auto | bf16 | fp16 | fp32.")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda (accelerate launch decides under torchrun).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of sampling, initialisation and dropout. [default: 0]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of sampling, initialisation and dropout. \\[default: 0]")] = None,
     params: Annotated[
         Path | None, typer.Option("--params", "-p", help="Training parameter file (YAML), e.g. pipelines/train-sft.yaml.")
     ] = None,
@@ -547,6 +723,7 @@ def train(
     Trains on the corpus's train split (held-out concepts are never seen). Under
     `accelerate launch` or `torchrun` it runs data-parallel with whole concepts per rank.
     """
+    quiet = _quiet(quiet)
     from corpusalign.config import ConfigError
     from corpusalign.extras import MissingExtraError
     from corpusalign.training.config import load_train_config
@@ -602,12 +779,12 @@ def eval_(
     model: Annotated[str, typer.Option(help="A `corpusalign train` output or checkpoint, a local model, a hub id, or smollm2.")],
     shards: Annotated[Path, typer.Option("--shards", "-s", help="A corpus built by `corpusalign build`.")],
     langs: Annotated[
-        str | None, typer.Option(help="Languages, comma-separated. [default: training's, else the corpus's]")
+        str | None, typer.Option(help="Languages, comma-separated. \\[default: training's, else the corpus's]")
     ] = None,
     num_choices: Annotated[int, typer.Option(help="Candidates per question (chance = 1/N).")] = 4,
     max_concepts: Annotated[int | None, typer.Option(help="Evaluate at most this many held-out concepts.")] = None,
     eval_fraction: Annotated[
-        float | None, typer.Option(help="Held-out share of concepts. [default: training's, else 0.1]")
+        float | None, typer.Option(help="Held-out share of concepts. \\[default: training's, else 0.1]")
     ] = None,
     split: Annotated[str, typer.Option(help="eval (held-out concepts) | all.")] = "eval",
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 32,
@@ -618,6 +795,7 @@ def eval_(
 ) -> None:
     """Per-language multiple-choice accuracy, the English gap, cross-lingual consistency and retrieval
     on held-out concepts (the task and split of the model's training run when it has one)."""
+    quiet = _quiet(quiet)
     import json
 
     from corpusalign.extras import MissingExtraError
@@ -648,6 +826,56 @@ def eval_(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         console.print(f"results: {json_out}")
+
+
+@app.command(name="export")
+def export_command(
+    corpus: Annotated[Path, typer.Argument(help="A built corpus directory.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="hf-translation, jsonl or tmx (docs/export.md).")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="The output file; for hf-translation with --pairs anchor, a directory."),
+    ],
+    field: Annotated[
+        str | None, typer.Option(help="Text field to export (prompt, response, ...); needed for a corpus of several.")
+    ] = None,
+    pairs: Annotated[
+        str | None,
+        typer.Option(help="hf-translation: anchor (one SRC-TGT.jsonl per target language) or all (one line per concept)."),
+    ] = None,
+    layout: Annotated[
+        str | None, typer.Option(help="jsonl: concepts (one line per concept) or rows (one line per row, every column).")
+    ] = None,
+    validate: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="Run corpusalign validate's checks first (hashes every file).")
+    ] = True,
+) -> None:
+    """Export the kept rows: Hugging Face translation JSONL, plain JSONL or TMX 1.4, streamed shard by shard.
+
+    Exit 2 for an unknown format, an option that does not fit or a directory that holds no corpus;
+    exit 1 for a corpus that fails validation.
+    """
+    from corpusalign.corpus import Corpus, CorpusValidationError
+    from corpusalign.export import FORMATS, ExportCorpusError, ExportError
+
+    if fmt not in FORMATS:
+        err.print(f"[red]unknown format {fmt!r}; formats: {', '.join(FORMATS)}[/red]")
+        raise typer.Exit(2)
+    try:
+        result = Corpus(corpus).export(fmt, output, field=field, pairs=pairs, layout=layout, validate=validate)
+    except (CorpusValidationError, ExportCorpusError) as exc:
+        err.print(f"[red]cannot export, the corpus fails validation:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except (ExportError, FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]cannot export:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    for path, n in result.files.items():
+        unit = "units" if fmt == "tmx" else "lines"
+        console.print(f"export: {path} ({n:,} {unit})", highlight=False)
+    if not result.files:
+        console.print(f"export: nothing to write ({result.concepts:,} concepts, none with a translation)", highlight=False)
+    if result.replaced_chars:
+        err.print(f"[yellow]{result.replaced_chars:,} character(s) XML cannot hold written as U+FFFD[/yellow]")
 
 
 if __name__ == "__main__":  # pragma: no cover (every command is registered above)

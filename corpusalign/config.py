@@ -26,12 +26,15 @@ class ConfigError(ValueError):
     """A configuration value or key is invalid."""
 
 
-_LANG = re.compile(r"^[a-z]{2,3}$")
+def _check_lang(code: str, what: str) -> str:
+    """``code`` as a BCP-47 tag in canonical case (``pt-br`` -> ``pt-BR``); :class:`ConfigError` naming close
+    known tags when it is not one (:func:`corpusalign.langtags.normalize_tag`)."""
+    from corpusalign.langtags import UnknownLanguageTag, normalize_tag
 
-
-def _check_lang(code: str, what: str) -> None:
-    if not isinstance(code, str) or not _LANG.match(code):
-        raise ConfigError(f"{what}: {code!r} is not an ISO 639-1/639-3 language code such as 'en' or 'de'")
+    try:
+        return normalize_tag(code)
+    except UnknownLanguageTag as exc:
+        raise ConfigError(f"{what}: {exc}") from None
 
 
 TRANSLATORS = ("tm", "seq2seq", "causal", "openai")
@@ -217,9 +220,11 @@ class VerifyConfig:
             raise ConfigError("verify.gates must be a mapping of language -> gate")
         from corpusalign.verify.gate import LanguageGate
 
+        gates = {lang if lang == "*" else _check_lang(lang, "verify.gates"): gate for lang, gate in self.gates.items()}
+        if len(gates) != len(self.gates):
+            raise ConfigError(f"verify.gates: a language given twice in {list(self.gates)}")
+        object.__setattr__(self, "gates", gates)  # keys in canonical case (pt-br -> pt-BR)
         for lang, gate in self.gates.items():
-            if lang != "*":
-                _check_lang(lang, "verify.gates")
             try:
                 LanguageGate.from_dict(gate)
             except (TypeError, KeyError, ValueError) as exc:
@@ -278,6 +283,9 @@ class BuildConfig:
     tgt: tuple[str, ...] = ("de", "ja", "sw")
     fields: tuple[str, ...] = ("text",)
     id_field: str | None = "concept_id"
+    #: input column -> language code (``{"English": "en", "German": "de"}``): CSV/TSV, Parquet and
+    #: JSONL columns read as if they were named by their language
+    columns: dict = field(default_factory=dict)
     batch_size: int = 10_000
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     normalise: NormaliseConfig = field(default_factory=NormaliseConfig)
@@ -288,11 +296,10 @@ class BuildConfig:
     shards: ShardConfig = field(default_factory=ShardConfig)
 
     def __post_init__(self) -> None:
-        _check_lang(self.src, "src")
+        object.__setattr__(self, "src", _check_lang(self.src, "src"))  # canonical case: pt-br -> pt-BR
         if not self.tgt:
             raise ConfigError("tgt: name at least one target language")
-        for code in self.tgt:
-            _check_lang(code, "tgt")
+        object.__setattr__(self, "tgt", tuple(_check_lang(code, "tgt") for code in self.tgt))
         if self.src in self.tgt:
             raise ConfigError(f"tgt: the source language {self.src!r} cannot also be a target")
         if len(set(self.tgt)) != len(self.tgt):
@@ -304,6 +311,7 @@ class BuildConfig:
             raise ConfigError(f"fields: unknown field(s) {unknown}; the shard schema has {list(TEXT_FIELDS)}")
         if self.batch_size < 1:
             raise ConfigError("batch_size must be >= 1")
+        object.__setattr__(self, "columns", _check_columns(self.columns))  # languages in canonical case
 
     @property
     def langs(self) -> tuple[str, ...]:
@@ -312,6 +320,39 @@ class BuildConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
+
+
+def _check_columns(columns: Any) -> dict[str, str]:
+    """``columns``: a mapping of input column names to language codes, at most one column per language;
+    returned with each language as :func:`_check_lang` writes it."""
+    if not isinstance(columns, Mapping):
+        raise ConfigError(f"columns: expected a mapping of column -> language such as {{English: en}}, got {columns!r}")
+    by_lang: dict[str, str] = {}
+    for column, lang in columns.items():
+        if not isinstance(column, str) or not column.strip():
+            raise ConfigError(f"columns: {column!r} is not a column name (quote names YAML reads as numbers or booleans)")
+        lang = _check_lang(lang, f"columns.{column}") or lang
+        if lang in by_lang:
+            raise ConfigError(f"columns: {by_lang[lang]!r} and {column!r} both map to {lang!r}; map one column per language")
+        by_lang[lang] = column
+    return {column: lang for lang, column in by_lang.items()}
+
+
+def parse_columns(text: str) -> dict[str, str]:
+    """``"English=en,German=de"`` -> ``{"English": "en", "German": "de"}`` (the ``--columns`` option)."""
+    columns: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        column, sep, lang = (s.strip() for s in item.rpartition("="))
+        if not sep or not column or not lang:
+            raise ConfigError(f"--columns: expected COLUMN=LANG items separated by commas, got {item!r}")
+        if column in columns:
+            raise ConfigError(f"--columns: column {column!r} is mapped twice")
+        columns[column] = lang
+    if not columns:
+        raise ConfigError("--columns: name at least one COLUMN=LANG")
+    return columns
 
 
 def _to_plain(obj: Any) -> Any:
@@ -368,6 +409,70 @@ def config_from_dict(data: Mapping[str, Any]) -> BuildConfig:
     return _build(BuildConfig, data, "")
 
 
+class ParameterFileNotFound(ConfigError, FileNotFoundError):
+    """A YAML file the product was told to read does not exist (a :class:`ConfigError` and a :class:`FileNotFoundError`)."""
+
+
+def _strict_loader() -> type:
+    """``yaml.SafeLoader`` whose mappings reject a repeated key (PyYAML keeps the last one silently)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, Any] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *base``: its keys may be overridden
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.get(key)
+                    except TypeError:  # an unhashable key: the base constructor reports it
+                        continue
+                    if first is not None:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (first on line {first.line + 1})", key_node.start_mark
+                        )
+                    seen[key] = key_node.start_mark
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
+def load_yaml(path: str | Path, what: str = "parameter file") -> Any:
+    """The data of a YAML file, read strictly: a repeated key in a mapping is an error.
+
+    Raises :class:`ParameterFileNotFound` (``"<what> not found: PATH"``) for a missing file and
+    :class:`ConfigError` for one that cannot be read or is not valid YAML, the message starting with
+    ``PATH:LINE:COLUMN:`` where the parser stopped.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParameterFileNotFound(f"{what} not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    loader = _strict_loader()(text)  # a SafeLoader subclass: plain data only, never objects
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = exc.problem or exc.context or "cannot parse"
+        if exc.context and exc.problem:
+            problem += f" ({exc.context})"
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
 def read_parameter_file(path: str | Path | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Plain data from a YAML parameter file with ``overrides`` applied (None values skipped).
 
@@ -375,10 +480,7 @@ def read_parameter_file(path: str | Path | None, overrides: Mapping[str, Any]) -
     """
     data: dict[str, Any] = {}
     if path is not None:
-        import yaml
-
-        text = Path(path).read_text(encoding="utf-8")
-        loaded = yaml.safe_load(text)
+        loaded = load_yaml(path)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from corpusalign.langtags import lid_label
 
 #: Guesses read per text when looking for the expected language.
 TOP_K = 10
@@ -56,12 +58,14 @@ def predict(
     """``(top language, its probability, probability of expected[i])`` per text; ``None`` for an empty text.
 
     Languages are ISO 639 codes as fastText reports them; probabilities are clipped to 1.0. Without
-    ``expected`` the third list is all ``None``. ``model``: a loaded model (:func:`load_model`), by
-    default the bundled one.
+    ``expected`` the third list is all ``None``. ``expected`` holds language tags: lid.176 knows base
+    languages, so ``pt-BR`` asks for ``pt`` and ``zh-Hant`` for ``zh`` (:func:`corpusalign.langtags.lid_label`).
+    ``model``: a loaded model (:func:`load_model`), by default the bundled one.
     """
     if expected is not None and len(expected) != len(texts):
         raise ValueError(f"got {len(texts)} texts but {len(expected)} expected languages")
     call = (model if model is not None else load_model()).f.predict
+    wanted = {code: f"__label__{lid_label(code) if isinstance(code, str) else code}" for code in set(expected or ())}
     langs: list[str | None] = []
     scores: list[float | None] = []
     probs: list[float | None] = []
@@ -78,6 +82,16 @@ def predict(
         if expected is None:
             probs.append(None)
         else:
-            want = "__label__" + expected[i]
+            want = wanted[expected[i]]
             probs.append(next((min(float(p), 1.0) for p, lab in pred if lab == want), 0.0))
     return langs, scores, probs
+
+
+def label_column(lang: str, langs: Iterable[str]) -> Any:
+    """A polars expression: the column ``lang`` (language tags) as lid.176 labels, for comparing with
+    ``lid_lang`` (``pt-BR`` -> ``pt``). ``langs``: the tags the column holds; the column itself when
+    each is its own label."""
+    import polars as pl
+
+    mapping = {code: label for code in langs if (label := lid_label(code)) != code}
+    return pl.col(lang).replace(mapping) if mapping else pl.col(lang)

@@ -1,4 +1,8 @@
-"""Progress bars for long work (rich, on stderr). One live display holds every open task."""
+"""Progress bars for long work (rich, on stderr). One live display holds every open task.
+
+A task with a known total shows done/total, the elapsed time and the time remaining; one whose total
+cannot be known in advance (records streamed from inputs, texts embedded) shows its count so far.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as _RichProgress
 
 
@@ -44,6 +48,8 @@ class Progress:
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[unit]}"),
                 TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(compact=True),  # "--:--" for work whose total is not known in advance
             ]
             self._live = _RichProgress(*columns, console=self.console)
             self._live.start()

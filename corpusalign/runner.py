@@ -282,6 +282,10 @@ def _failed_translations(manifest: dict[str, Any]) -> int:
 
 def _fingerprint(cfg: BuildConfig, inputs: Sequence[Path]) -> str:
     parts: list[Any] = [cfg.to_dict(), SCHEMA_VERSION]
+    if cfg.verify.enabled:  # the engine that embeds: "e5" runs natively or in torch, which agree only closely
+        from corpusalign.embed.registry import resolve_spec
+
+        parts.append({"embedding_engine": resolve_spec(cfg.verify.embedder)})
     for p in inputs:
         try:
             st = p.stat()
@@ -333,7 +337,16 @@ class Runner:
         self.keep_work = keep_work
         self.progress = Progress(enabled=progress)
         self.stats = RunStats()
-        self.fingerprint = _fingerprint(self.cfg, self.plan.inputs)
+        self.fingerprint = self._make_fingerprint()
+
+    def _make_fingerprint(self) -> str:
+        """What the manifest's ``build_fingerprint`` holds: config, schema version, the embedding engine
+        (verification on) and the inputs' paths, sizes, mtimes."""
+        return _fingerprint(self.cfg, self.plan.inputs)
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        """More manifest keys (a build has none; ``corpusalign reselect`` adds ``reselected_from``)."""
+        return {}
 
     # ----------------------------------------------------------------------------------------------
     def run(self) -> BuildResult:
@@ -456,7 +469,7 @@ class Runner:
         if done_path.exists():
             done = json.loads(done_path.read_text())
             return done["batches"], done["items"]
-        items = read_all(self.plan.inputs, self.cfg.id_field)
+        items = read_all(self.plan.inputs, self.cfg.id_field, self.cfg.columns)
         n_batches = n_items = 0
         with self.progress.task("read", unit="records") as bar:
             for i, chunk in enumerate(_batches(items, self.cfg.batch_size)):
@@ -612,6 +625,7 @@ class Runner:
                 "config": self.cfg.to_dict(),
                 "inputs": [str(p) for p in self.plan.inputs],
                 "build_fingerprint": self.fingerprint,  # config, schema version, input paths, sizes, mtimes
+                **self._manifest_extra(),
                 "translators": translators,
                 # rows the translators were asked for; "failed" > 0 makes the same command retry them
                 "translation": translation,

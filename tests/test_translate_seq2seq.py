@@ -104,6 +104,20 @@ def test_m2m100_uses_iso_codes_through_the_tokenizer_language_ids(models: dict[s
     assert calls[-1]["input_ids"][0, 0].item() == tok.get_lang_id("en") and tok.src_lang == "en"
 
 
+def test_language_tags_get_the_codes_of_their_language_and_script(models: dict[str, Path]) -> None:
+    """pt-BR and zh-Hant: NLLB forces por_Latn and zho_Hant, M2M100 (no regions or scripts) pt and zh."""
+    mt = _mt(models["nllb"], tgt=("pt-BR", "zh-Hant"))
+    calls = _spy(mt)
+    for lang, flores in (("pt-BR", "por_Latn"), ("zh-Hant", "zho_Hant")):
+        mt.translate(["The cat sleeps on the sofa."], "en", lang)
+        assert calls[-1]["forced_bos_token_id"] == mt._tokenizer.convert_tokens_to_ids(flores)
+    mt = _mt(models["m2m100"], tgt=("pt-BR", "zh-Hant"))
+    calls = _spy(mt)
+    for lang, code in (("pt-BR", "pt"), ("zh-Hant", "zh")):
+        mt.translate(["Good morning."], "en", lang)
+        assert calls[-1]["forced_bos_token_id"] == mt._tokenizer.get_lang_id(code)
+
+
 def test_multi_target_marian_gets_the_target_token_prefix(models: dict[str, Path]) -> None:
     mt = _mt(models["marian"], tgt=("de", "fr"))
     calls = _spy(mt)
@@ -125,7 +139,7 @@ def test_single_pair_marian_gets_no_prefix_and_refuses_another_pair(models: dict
         _mt(models["marian_pair"], tgt=("fr",)).check()
 
 
-@pytest.mark.parametrize(("family", "lang"), [("nllb", "xx"), ("m2m100", "qu"), ("marian", "ja")])
+@pytest.mark.parametrize(("family", "lang"), [("nllb", "sr-Latn"), ("m2m100", "qu"), ("marian", "ja")])
 def test_unknown_language_fails_at_check_naming_code_and_model(models: dict[str, Path], family: str, lang: str) -> None:
     mt = _mt(models[family], tgt=("de", lang))
     with pytest.raises(TranslatorUnavailable) as exc:

@@ -6,7 +6,9 @@ Formats, chosen by file name:
   a ``.json`` file that holds one JSON array of objects is read as that array (record ``i`` = line ``i``);
 * ``.csv`` / ``.tsv``: a header row, then one record per row;
 * ``.parquet``: one record per row;
-* ``.tmx``: translation memories, one record per ``<tu>`` with one field per ``xml:lang``;
+* ``.tmx``: translation memories, one record per ``<tu>`` with one field per ``xml:lang`` (as a language tag in
+  canonical case, ``pt_br`` -> ``pt-BR``; a unit's only variant of a language also under the bare language:
+  ``en-US`` feeds an ``en`` build);
 * a directory written by Hugging Face ``datasets`` ``save_to_disk`` (extra ``hf``);
 * any other directory: every file above, in sorted order.
 
@@ -23,7 +25,7 @@ import io
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from typing import Any
 import orjson
 
 from corpusalign.extras import require
+from corpusalign.langtags import base_language, canonical_case
 
 #: Longest input line read as a record; longer lines are quarantined.
 MAX_LINE_BYTES = 1 << 20
@@ -171,7 +174,46 @@ def _has_surrogates(text: str) -> bool:
     return any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
-def read_csv(path: Path, delimiter: str | None = None) -> Iterator[RawItem]:
+def _mapped_names(names: Sequence[str], columns: Mapping[str, str]) -> list[str]:
+    """``names`` with each column of ``columns`` renamed to its language; ValueError names a mapped column
+    the file lacks, or a renamed column that collides with one the file already has."""
+    missing = [c for c in columns if c not in names]
+    if missing:
+        shown = ", ".join(f"{c!r} ({c}={columns[c]})" for c in missing)
+        listed = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
+        raise ValueError(f"mapped column(s) {shown} not in the file; its columns: {listed}")
+    renamed = [columns.get(n, n) for n in names]
+    for n in names:
+        if n not in columns and n in columns.values():
+            mapped = next(c for c, lang in columns.items() if lang == n)
+            raise ValueError(f"column {n!r} and the mapped column {mapped!r} ({mapped}={n}) would both be language {n!r}")
+    return renamed
+
+
+def _rename_record(record: dict[str, Any], columns: Mapping[str, str]) -> dict[str, Any]:
+    """A JSON record with its mapped keys renamed to their languages; ValueError on a collision."""
+    for lang in columns.values():
+        if lang in record and lang not in columns:
+            mapped = next(c for c, code in columns.items() if code == lang)
+            if mapped in record:
+                raise ValueError(f"keys {lang!r} and {mapped!r} ({mapped}={lang}) would both be language {lang!r}")
+    return {columns.get(k, k): v for k, v in record.items()}
+
+
+def _rename_items(items: Iterator[RawItem], columns: Mapping[str, str]) -> Iterator[RawItem]:
+    for item in items:
+        if item.record is None or not columns.keys() & item.record.keys():
+            yield item
+            continue
+        try:
+            yield RawItem(item.source_file, item.line, _rename_record(item.record, columns))
+        except ValueError as exc:
+            yield RawItem(item.source_file, item.line, None, str(exc), _preview(repr(item.record)))
+
+
+def read_csv(path: Path, delimiter: str | None = None, columns: Mapping[str, str] | None = None) -> Iterator[RawItem]:
+    """Rows as records keyed by the header; ``columns`` renames header columns (a missing one: the file
+    is one quarantined item at line 1)."""
     name = str(path)
     if delimiter is None:
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
@@ -192,6 +234,12 @@ def read_csv(path: Path, delimiter: str | None = None) -> Iterator[RawItem]:
             yield RawItem(name, 1, None, f"unreadable CSV header: {exc}")
             return
         header = [h.strip() for h in header]
+        if columns:
+            try:
+                header = _mapped_names(header, columns)
+            except ValueError as exc:
+                yield RawItem(name, 1, None, str(exc), _preview("".join(consumed)))
+                return
         start = reader.line_num + 1
         while True:
             consumed.clear()
@@ -216,14 +264,25 @@ def read_csv(path: Path, delimiter: str | None = None) -> Iterator[RawItem]:
                 yield RawItem(name, line, dict(zip(header, row, strict=True)))
 
 
-def read_parquet(path: Path, batch_rows: int = 8192) -> Iterator[RawItem]:
+def read_parquet(path: Path, batch_rows: int = 8192, columns: Mapping[str, str] | None = None) -> Iterator[RawItem]:
+    """Rows as records; ``columns`` renames columns (a missing one: the file is one quarantined item at line 0)."""
     import pyarrow.parquet as pq
 
     name = str(path)
     try:
         pf = pq.ParquetFile(path)
+        rename: dict[str, str] = {}
+        if columns:
+            names = pf.schema_arrow.names
+            try:
+                rename = dict(zip(names, _mapped_names(names, columns), strict=True))
+            except ValueError as exc:
+                yield RawItem(name, 0, None, str(exc))
+                return
         lineno = 0
         for batch in pf.iter_batches(batch_size=batch_rows):
+            if rename:
+                batch = batch.rename_columns([rename[n] for n in batch.schema.names])
             for rec in batch.to_pylist():
                 lineno += 1
                 yield RawItem(name, lineno, rec)
@@ -232,7 +291,26 @@ def read_parquet(path: Path, batch_rows: int = 8192) -> Iterator[RawItem]:
 
 
 def _tmx_lang(code: str) -> str:
-    return code.strip().replace("_", "-").split("-")[0].lower()
+    """``xml:lang`` as a language tag in canonical case: ``pt_br`` -> ``pt-BR``, ``DE_at`` -> ``de-AT``."""
+    return canonical_case(code.strip().replace("_", "-"))
+
+
+def _base_aliases(record: dict[str, Any], tags: list[str]) -> str | None:
+    """Also file a unit's only variant of a language under the bare language (``en-US`` -> ``en``), so a
+    build of ``en`` reads TMX files written with regional ``xml:lang`` codes; two variants of one
+    language (``pt-BR`` and ``pt-PT``) leave the bare language to the build's tag to pick. Returns the
+    problem of a unit with a bare language and a variant of it (``en`` and ``en-GB``), else ``None``."""
+    variants: dict[str, list[str]] = {}
+    for tag in tags:
+        base = base_language(tag)
+        if base != tag:
+            variants.setdefault(base, []).append(tag)
+    for base, found in variants.items():
+        if base in tags:
+            return f"two segments for language {base!r}"
+        if len(found) == 1:
+            record[base] = record[found[0]]
+    return None
 
 
 def _seg_text(el: Any) -> str:
@@ -258,6 +336,7 @@ def read_tmx(path: Path, id_field: str | None = "concept_id") -> Iterator[RawIte
             if tuid and id_field:
                 record[id_field] = tuid
             problem = None
+            tags: list[str] = []
             for tuv in tu.iter("tuv"):
                 code = tuv.get(_XML_LANG) or tuv.get("lang")
                 seg = tuv.find("seg")
@@ -268,6 +347,8 @@ def read_tmx(path: Path, id_field: str | None = "concept_id") -> Iterator[RawIte
                 if lang in record:
                     problem = f"two segments for language {lang!r}"
                 record[lang] = _seg_text(seg)
+                tags.append(lang)
+            problem = problem or _base_aliases(record, tags)
             line = tu.sourceline or 0
             if problem:
                 yield RawItem(name, line, None, f"invalid TMX unit: {problem}", _preview(etree.tostring(tu)))
@@ -347,8 +428,13 @@ def _file_kind(path: Path) -> str:
     return "special file"
 
 
-def read_path(path: Path, id_field: str | None = "concept_id") -> Iterator[RawItem]:
-    """Records of one input (file or HF dataset directory). Problems become quarantined items."""
+def read_path(path: Path, id_field: str | None = "concept_id", columns: Mapping[str, str] | None = None) -> Iterator[RawItem]:
+    """Records of one input (file or HF dataset directory). Problems become quarantined items.
+
+    ``columns`` (input column -> language code) renames the columns of CSV/TSV and Parquet files, where
+    a mapped column the file lacks makes the whole file one quarantined item, and the keys of JSONL
+    records, which have no fixed columns (a record without a mapped key lacks that language).
+    """
     if not path.exists():
         why = "a symbolic link to a file that does not exist" if path.is_symlink() else "input does not exist"
         yield RawItem(str(path), 0, None, why)
@@ -373,12 +459,18 @@ def read_path(path: Path, id_field: str | None = "concept_id") -> Iterator[RawIt
     try:
         if reader is read_tmx:
             yield from read_tmx(path, id_field)
+        elif columns and reader in (read_csv, read_parquet):
+            yield from reader(path, columns=columns)
+        elif columns and reader is read_jsonl:
+            yield from _rename_items(read_jsonl(path), columns)
         else:
             yield from reader(path)
     except OSError as exc:
         yield RawItem(str(path), 0, None, f"unreadable file: {exc}")
 
 
-def read_all(paths: Sequence[str | Path], id_field: str | None = "concept_id") -> Iterator[RawItem]:
+def read_all(
+    paths: Sequence[str | Path], id_field: str | None = "concept_id", columns: Mapping[str, str] | None = None
+) -> Iterator[RawItem]:
     for path in list_inputs(paths):
-        yield from read_path(path, id_field)
+        yield from read_path(path, id_field, columns)

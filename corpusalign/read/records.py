@@ -7,7 +7,9 @@ Accepted record shapes, for source language ``en`` and fields ``(text,)`` or ``(
 * parallel, nested: ``{"en": {"prompt": "...", "response": "..."}, "de": {...}}``;
 * parallel, flat columns (CSV, Parquet): ``{"prompt.en": "...", "prompt.de": "..."}``.
 
-Keys for languages that are not part of the build are ignored. A target language with no text is a
+A language key is the build language's tag in any case, ``_`` for ``-`` (``pt-br`` and ``pt_BR`` are
+``pt-BR``); a key for a base language does not fill a regional one (``pt`` is not ``pt-BR``). Keys
+for languages that are not part of the build are ignored. A target language with no text is a
 missing row that the translate step may fill. Every record yields exactly one row per build language,
 or one quarantine entry that says why it was unusable.
 
@@ -24,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from corpusalign.config import BuildConfig
+from corpusalign.langtags import tag_value
 from corpusalign.read.formats import RawItem
 from corpusalign.steps.base import BATCH_COLUMNS
 from corpusalign.steps.normalise import normalise_expr
@@ -38,14 +41,14 @@ class RecordError(ValueError):
 
 
 def _lang_values(record: dict[str, Any], lang: str, fields: tuple[str, ...]) -> dict[str, Any] | None:
-    value = record.get(lang)
+    value = tag_value(record, lang)
     if isinstance(value, dict):
         return {f: value.get(f) for f in fields}
     if value is not None:
         if fields != ("text",):
             raise RecordError(f"field {lang!r}: expected an object with fields {list(fields)}")
         return {"text": value}
-    flat = {f: record.get(f"{f}.{lang}") for f in fields}
+    flat = {f: tag_value(record, f"{f}.{lang}") for f in fields}
     if any(v is not None for v in flat.values()):
         return flat
     return None
@@ -77,8 +80,14 @@ def extract(record: dict[str, Any], cfg: BuildConfig) -> tuple[str | None, dict[
         per_lang[lang] = values
     source = per_lang[cfg.src]
     if source is None:
-        options = [cfg.src, *(f"{f}.{cfg.src}" for f in cfg.fields), *cfg.fields]
-        raise RecordError(f"no source text: expected one of the keys {options}")
+        mapped = [c for c, lang in cfg.columns.items() if lang == cfg.src]
+        options = [*mapped, cfg.src, *(f"{f}.{cfg.src}" for f in cfg.fields), *cfg.fields]
+        message = f"no source text: expected one of the keys {options}"
+        keys = [k for k in record if k != cfg.id_field]
+        if keys and not cfg.columns:
+            shown = keys[:8] + (["..."] if len(keys) > 8 else [])
+            message += f"; the record has {shown} (--columns NAME=LANG reads a column as a language)"
+        raise RecordError(message)
     lacking = [f for f, v in source.items() if v is None]
     if lacking:
         raise RecordError(f"source record lacks field(s) {lacking}")

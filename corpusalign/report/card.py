@@ -103,11 +103,15 @@ class CardMeta:
 
 
 def load_meta(path: str | Path) -> CardMeta:
+    from corpusalign.config import ConfigError, ParameterFileNotFound, load_yaml
+
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise CardError(f"{path}: not valid YAML: {exc}") from None
+        data = load_yaml(path, "card file") or {}
+    except ParameterFileNotFound:
+        raise
+    except ConfigError as exc:  # a syntax error or a repeated key, with file:line:column
+        raise CardError(str(exc)) from None
     if not isinstance(data, dict):
         raise CardError(f"{path}: expected a mapping at the top level")
     return CardMeta.from_dict(data, where=str(path))
@@ -261,13 +265,14 @@ def _card_languages(report: dict[str, Any]) -> list[str]:
         "## Languages and size",
         "",
         _table(
-            ["language", "rows kept", "kept of concepts in", "rows rejected", "language ID agrees"],
+            ["language", "rows kept", "kept of concepts in", "rows rejected", "not in the input", "language ID agrees"],
             [
                 [
                     f"`{lg}`" + (" (source)" if lg == src else ""),
                     f"{d['kept_rows']:,}",
                     f"{100 * d['kept_ratio']:.1f}%",
                     f"{d['rejected_rows']:,}",
+                    f"{d.get('not_in_input_rows', 0):,}",
                     f"{100 * report['language_id'][lg]['agreement']:.1f}%" if report["language_id"][lg]["identified"] else "-",
                 ]
                 for lg, d in report["per_language"].items()
@@ -392,7 +397,8 @@ def _card_statistics(report: dict[str, Any]) -> list[str]:
         "## Statistics",
         "",
         f"Input: {h['input_records']:,} records, {h['input_rows']:,} rows (concepts x languages). Kept {h['kept_rows']:,} "
-        f"({100 * h['kept_ratio']:.1f}%), rejected {h['rejected_rows']:,}, quarantined {h['quarantined_rows']:,}; "
+        f"({100 * h['kept_ratio']:.1f}%), rejected {h['rejected_rows']:,}, not in the input {h.get('not_in_input_rows', 0):,}, "
+        f"quarantined {h['quarantined_rows']:,}; "
         f"accounting {'holds' if h['accounting_ok'] else 'VIOLATED'}.",
         "",
         _table(

@@ -18,11 +18,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from corpusalign.store.manifest import STATS, entry_path, read_manifest
+from corpusalign.langtags import lid_label, tag_fallbacks
+from corpusalign.store.manifest import (
+    NOT_IN_INPUT_REASONS,
+    STATS,
+    entry_path,
+    language_warnings,
+    read_manifest,
+    rows_not_in_input,
+)
 from corpusalign.verify.scores import DOMAINS, SENTENCE_MAX_WORDS, SHORT_MAX_WORDS
 
 #: Bumped when a key of report.json changes meaning or disappears (adding keys does not bump it).
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: rejected_rows leaves out rows never in the input (not_in_input_rows)
 
 #: Verification scores shown per language, with fixed histogram edges (values outside are counted
 #: in the end bins), so that histograms of two builds line up bin for bin.
@@ -102,7 +110,7 @@ def _thresholds(manifest: dict[str, Any], lang: str) -> dict[str, float]:
     """Where the gate of ``lang`` cuts each score (the ``*`` gate when the language has none)."""
     verification = manifest.get("verification") or {}
     gates = verification.get("gates") or {}
-    gate = gates.get(lang) or gates.get("*")
+    gate = next((gates[t] for t in tag_fallbacks(lang) if t in gates), None) or gates.get("*")  # pt-BR: pt, else *
     if not gate:
         return {}
     from corpusalign.verify.gate import DEFAULT_RULES
@@ -174,6 +182,7 @@ def collect(root: str | Path) -> dict[str, Any]:
         "duplicates": _duplicate_clusters(rejected, src),
         "timings": _timings(stats),
         "examples": _examples(root, manifest["shards"], rejected, quarantine, src, fields),
+        "warnings": language_warnings(manifest),  # e.g. "fr: 0 of 20 rows kept (top reason missing_target 20)"
     }
     report["metrics"] = metrics(report)
     return report
@@ -183,16 +192,22 @@ def _headline(manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
     """``(headline, per_language, drop_reasons)``: the build's totals, kept and dropped rows per
     language, and each drop reason's rows and rate (quarantined rows as a reason of their own)."""
     acct, counts, langs = manifest["accounting"], manifest["counts"], manifest["languages"]
+    absent = rows_not_in_input(manifest)
     input_rows = acct["input_rows"]
     concepts_in = acct["input_records"] - acct["quarantined_rows"]
     per_language: dict[str, Any] = {}
     for lang in langs:
         k = counts["rows_per_lang"].get(lang, 0)
-        r = {reason: by_lang[lang] for reason, by_lang in manifest.get("drop_reasons", {}).items() if lang in by_lang}
+        r = {
+            reason: by_lang[lang]
+            for reason, by_lang in manifest.get("drop_reasons", {}).items()
+            if lang in by_lang and reason not in NOT_IN_INPUT_REASONS
+        }
         per_language[lang] = {
             "input_rows": concepts_in,
             "kept_rows": k,
             "rejected_rows": sum(r.values()),
+            "not_in_input_rows": absent[lang],
             "kept_ratio": _ratio(k, concepts_in),
             "drop_reasons": dict(sorted(r.items(), key=lambda kv: -kv[1])),
         }
@@ -213,7 +228,8 @@ def _headline(manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
         "concepts_kept": counts["concepts"],
         "concepts_complete": counts["complete_concepts"],
         "kept_rows": acct["kept_rows"],
-        "rejected_rows": acct["rejected_rows"],
+        "rejected_rows": acct["rejected_rows"] - sum(absent.values()),
+        "not_in_input_rows": sum(absent.values()),
         "quarantined_rows": acct["quarantined_rows"],
         "kept_ratio": _ratio(acct["kept_rows"], input_rows),
         "concept_kept_ratio": _ratio(counts["concepts"], concepts_in),
@@ -276,7 +292,7 @@ def _language_id(kept: pl.DataFrame, langs: list[str]) -> dict[str, Any]:
     for lang in langs:
         rows = kept.filter(pl.col("lang") == lang) if kept.height else kept
         identified = rows.filter(pl.col("lid_lang").is_not_null()).height if rows.height else 0
-        agree = rows.filter(pl.col("lid_lang") == lang).height if rows.height else 0
+        agree = rows.filter(pl.col("lid_lang") == lid_label(lang)).height if rows.height else 0  # pt-BR: pt
         lid[lang] = {"identified": identified, "agree": agree, "agreement": _ratio(agree, identified)}
     return lid
 

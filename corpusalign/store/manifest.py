@@ -69,6 +69,39 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+#: Drop reasons of rows that were never in the input: a language slot of a concept that had no text
+#: for it and got no translation. Every slot is accounted for (as a rejected row), but summaries and
+#: reports count these apart from the rows a step judged and dropped.
+NOT_IN_INPUT_REASONS = ("missing_target",)
+
+
+def rows_not_in_input(manifest: dict[str, Any]) -> dict[str, int]:
+    """Per language of the build: its rows rejected only because the input had no text for them."""
+    drops = manifest.get("drop_reasons", {})
+    return {lang: sum(drops.get(reason, {}).get(lang, 0) for reason in NOT_IN_INPUT_REASONS) for lang in manifest["languages"]}
+
+
+def language_warnings(manifest: dict[str, Any]) -> list[str]:
+    """One line per target language that kept no row: ``"fr: 0 of 20 rows kept (top reason missing_target 20)"``.
+
+    The rows of a language are its slots, one per concept read; the top reason is its most frequent
+    drop reason. A build language that keeps nothing is almost always a mistake (a language the
+    input does not have, a column named otherwise), so the summary and report.json say so.
+    """
+    src = manifest.get("source_language")
+    kept = manifest.get("counts", {}).get("rows_per_lang", {})
+    total = manifest.get("accounting", {}).get("concepts_read", 0)
+    warnings = []
+    for lang in manifest.get("languages", []):
+        if lang == src or kept.get(lang, 0):
+            continue
+        reasons = {r: by_lang[lang] for r, by_lang in manifest.get("drop_reasons", {}).items() if by_lang.get(lang)}
+        top = max(sorted(reasons), key=lambda r: reasons[r]) if reasons else None
+        why = f" (top reason {top} {reasons[top]:,})" if top else ""
+        warnings.append(f"{lang}: 0 of {total:,} rows kept{why}")
+    return warnings
+
+
 def accounting(input_records: int, quarantined: int, n_langs: int, kept_rows: int, rejected_rows: int) -> dict[str, Any]:
     """The invariant every build must satisfy.
 

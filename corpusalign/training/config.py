@@ -104,8 +104,7 @@ class TrainConfig:
         _one_of(self.consistency, CONSISTENCY, "consistency")
         _one_of(self.precision, PRECISIONS, "precision")
         _one_of(self.reference, REFERENCES, "reference")
-        for code in self.langs:
-            _check_lang(code, "langs")
+        object.__setattr__(self, "langs", tuple(_check_lang(code, "langs") for code in self.langs))  # pt-br -> pt-BR
         if len(set(self.langs)) != len(self.langs):
             raise ConfigError(f"langs: repeated language in {list(self.langs)}")
         if "{text}" not in self.to_anchor_prompt:

@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from corpusalign.config import BuildConfig
+from corpusalign.langtags import display_name
 
-#: English names of languages, for prompts (``{src_name}``, ``{tgt_name}``); unknown codes stay codes.
+#: English names of languages, for prompts (``{src_name}``, ``{tgt_name}``); unknown codes stay codes, tags
+#: with a region or script are named from their language (:func:`language_name`).
 LANGUAGE_NAMES: dict[str, str] = {
     "ar": "Arabic", "bg": "Bulgarian", "bn": "Bengali", "ca": "Catalan", "cs": "Czech", "da": "Danish",
     "de": "German", "el": "Greek", "en": "English", "es": "Spanish", "et": "Estonian", "fa": "Persian",
@@ -45,7 +47,12 @@ LANGUAGE_NAMES: dict[str, str] = {
 
 
 def language_name(code: str) -> str:
-    return LANGUAGE_NAMES.get(code, code)
+    """The English name of a language tag for prompts: ``de`` -> ``German``; a tag with a region or a
+    script names it (``pt-BR`` -> ``Portuguese (Brazil)``, ``sr-Latn`` -> ``Serbian (Latin)``,
+    ``zh-Hant`` -> ``Traditional Chinese``); a bare code missing from :data:`LANGUAGE_NAMES` stays a code."""
+    if code in LANGUAGE_NAMES or "-" not in code:
+        return LANGUAGE_NAMES.get(code, code)
+    return display_name(code, LANGUAGE_NAMES)
 
 
 @dataclass(frozen=True)

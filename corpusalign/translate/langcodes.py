@@ -1,18 +1,40 @@
-"""Language codes of the translation models: ISO 639-1/639-3 (what corpusalign uses) to model codes.
+"""Language codes of the translation models: BCP-47 tags (what corpusalign uses) to model codes.
 
 * NLLB-200 uses FLORES-200 codes (``eng_Latn``, ``deu_Latn``, ``jpn_Jpan``, ``swh_Latn``);
 * M2M100 uses ISO 639-1 codes (``__de__`` tokens), ISO 639-3 where there is none (``ast``, ``ceb``);
 * multi-target OPUS-MT (Marian) models take a ``>>xxx<<`` target token, mostly ISO 639-3
-  (``>>deu<<``, ``>>fra<<``), sometimes a variety with a script (``>>cmn_Hans<<``) or ISO 639-1.
+  (``>>deu<<``, ``>>fra<<``), sometimes a variety with a script (``>>cmn_Hans<<``), a region
+  (``>>pt_br<<``) or ISO 639-1.
 
 :data:`LANGUAGES` maps an ISO 639-1 code to its FLORES-200 code and its ISO 639-3 (macro)language
 code. Codes of three letters are accepted as well: they match FLORES-200 codes by their language
 part (``swh`` -> ``swh_Latn``, ``deu`` -> ``deu_Latn``).
 
+Tags with a script or a region (:mod:`corpusalign.langtags`):
+
+==========  ==========================  ========  ==============================================
+tag         NLLB (FLORES-200)           M2M100    Marian target token, first one the model has
+==========  ==========================  ========  ==============================================
+pt-BR       por_Latn                    pt        >>pt_BR<< / >>pt_br<<, >>por<<, >>pt<<
+zh-Hant     zho_Hant                    zh        >>zho_Hant<<, >>cmn_Hant<<, >>zho<<, >>cmn<<
+zh-TW       zho_Hant (likely script)    zh        as zh-Hant, then >>zh_TW<<
+sr-Latn     none: refused (see below)   sr        >>srp_Latn<<, >>srp<<, >>sr<<
+sr-Cyrl     srp_Cyrl                    sr        >>srp_Cyrl<<, >>srp<<, >>sr<<
+sr          srp_Cyrl                    sr        >>srp<<, >>sr<<, >>srp_Cyrl<<
+==========  ==========================  ========  ==============================================
+
+A region picks no FLORES-200 code of its own (FLORES-200 has one code per language and script);
+a script does: ``<language>_<Script>`` must be a FLORES-200 code, or, with the model's tokens, one
+of them. FLORES-200 has Serbian in Cyrillic only (``srp_Cyrl``), so NLLB refuses ``sr-Latn``
+rather than write Cyrillic for a Latin-script build (verification would drop every row); build
+``sr`` and transliterate, or use a model that has Latin Serbian. M2M100 has no script or region
+tokens: it gets the base language and writes what it writes (``sr``: mostly Cyrillic; ``zh``:
+mostly Simplified), and verification's script check drops rows in the wrong script.
+
 Example::
 
-    >>> flores_code("ja")
-    'jpn_Jpan'
+    >>> flores_code("ja"), flores_code("zh-Hant"), flores_code("pt-BR")
+    ('jpn_Jpan', 'zho_Hant', 'por_Latn')
     >>> marian_target_token("de", [">>deu<<", ">>fra<<"])
     '>>deu<<'
 """
@@ -20,6 +42,8 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+
+from corpusalign.langtags import likely_script, split_tag
 
 #: ISO 639-1 code -> (FLORES-200 code, ISO 639-3 code of the (macro)language)
 LANGUAGES: dict[str, tuple[str, str]] = {
@@ -55,21 +79,58 @@ _MARIAN_VARIETIES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+#: FLORES-200 codes of the languages it has in more than one script (every other language: one script).
+FLORES_SCRIPT_VARIANTS = frozenset(
+    "ace_Arab ace_Latn arb_Arab arb_Latn bjn_Arab bjn_Latn kas_Arab kas_Deva knc_Arab knc_Latn min_Arab min_Latn "
+    "taq_Latn taq_Tfng zho_Hans zho_Hant".split()
+)
+
+
 class UnknownLanguage(ValueError):
     """A language code has no counterpart in the model's vocabulary."""
 
 
 def iso3(code: str) -> str:
-    """The ISO 639-3 code of ``code`` (itself when it already has three letters or is unknown)."""
+    """The ISO 639-3 code of ``code``'s language (itself when it already has three letters or is unknown)."""
+    code = _base(code)
     return LANGUAGES[code][1] if code in LANGUAGES else code
 
 
+def _base(code: str) -> str:
+    """The language subtag of a tag (``pt-BR`` -> ``pt``); other strings unchanged."""
+    parts = split_tag(code)
+    return parts.language if parts and (parts.script or parts.region) else code
+
+
+def _script(code: str) -> str | None:
+    """The script a tag asks for: its script subtag, or the likely script of its region when that differs
+    from the language's own (``zh-TW`` -> ``Hant``); ``None`` for a bare language or a region of the usual script."""
+    parts = split_tag(code)
+    if parts is None or not (parts.script or parts.region):
+        return None
+    script = likely_script(code)
+    return script if parts.script or script != likely_script(parts.language) else None
+
+
 def flores_code(code: str, available: Collection[str] | None = None) -> str:
-    """The FLORES-200 code (NLLB) of an ISO 639-1/639-3 code; raises :class:`UnknownLanguage`.
+    """The FLORES-200 code (NLLB) of a language tag; raises :class:`UnknownLanguage`.
 
     With ``available`` (the model's language tokens), the code must be among them; a three-letter
-    code matches the first available code with that language part.
+    code matches the first available code with that language part. A region is dropped (``pt-BR`` ->
+    ``por_Latn``); a script must exist for the language (``zh-Hant`` -> ``zho_Hant``; ``sr-Latn`` has
+    none in FLORES-200).
     """
+    tag, script = code, _script(code)
+    code = _base(code)
+    if script == likely_script(code):  # zh-Hans, sr-Cyrl, ko-Kore: the language's own code
+        script = None
+    if script is not None:
+        lang3 = LANGUAGES[code][0].split("_")[0] if code in LANGUAGES else code
+        wanted = f"{lang3}_{script}"
+        known = available if available is not None else FLORES_SCRIPT_VARIANTS | {c for c, _ in LANGUAGES.values()}
+        if wanted in known:
+            return wanted
+        raise UnknownLanguage(tag)
     candidates: list[str] = []
     if code in LANGUAGES:
         candidates.append(LANGUAGES[code][0])
@@ -86,7 +147,9 @@ def flores_code(code: str, available: Collection[str] | None = None) -> str:
 
 
 def m2m100_code(code: str, available: Collection[str]) -> str:
-    """The M2M100 code (ISO 639-1, else the three-letter code) among ``available``."""
+    """The M2M100 code (ISO 639-1, else the three-letter code) among ``available``; a tag's script and
+    region are dropped (``pt-BR`` -> ``pt``, ``zh-Hant`` -> ``zh``): M2M100 has no tokens for them."""
+    code = _base(code)
     for c in (code, *(k for k, (_, i3) in LANGUAGES.items() if i3 == code)):
         if c in available:
             return c
@@ -98,18 +161,35 @@ def marian_target_token(code: str, tokens: Iterable[str]) -> str:
 
     Tried in order: the ISO 639-3 code (``>>deu<<``), the ISO 639-1 code (``>>de<<``), the
     individual languages of a macrolanguage (``>>cmn<<``), then the first variety with a script
-    (``>>cmn_Hans<<``, ``>>deu_Latn<<``).
+    (``>>cmn_Hans<<``, ``>>deu_Latn<<``; the language's usual script first). A tag with a script or
+    region first tries the varieties that name it (``zh-Hant``: ``>>zho_Hant<<``, ``>>cmn_Hant<<``; ``pt-BR``: ``>>pt_BR<<``,
+    ``>>pt_br<<``), then the tokens of its language; a variety in another script is never taken
+    (``zh-Hant`` does not get ``>>cmn_Hans<<``).
     """
     available = [t[2:-2] for t in tokens if t.startswith(">>") and t.endswith("<<")]
-    names = [iso3(code), code, *_MARIAN_VARIETIES.get(code, ())]
-    for name in names:
+    parts = split_tag(code)
+    script = _script(code)
+    region = parts.region if parts else None
+    base = _base(code)
+    names = [iso3(base), base, *_MARIAN_VARIETIES.get(base, ())]
+    wanted = [f"{n}_{script}" for n in names] if script else []
+    wanted += [f"{n}_{region}" for n in names] + [f"{n}_{region.lower()}" for n in names] if region else []
+    for name in wanted:
         if name in available:
             return f">>{name}<<"
     for name in names:
+        if name in available:
+            return f">>{name}<<"
+    usual = script or likely_script(base)  # a bare sr prefers >>srp_Cyrl<<, a bare zh >>cmn_Hans<<
+    for name in names:
+        for a in available:
+            if a.startswith(name + "_") and a.split("_")[1] == usual:
+                return f">>{a}<<"
+    for name in names if script is None else ():
         for a in available:
             if a.startswith(name + "_"):
                 return f">>{a}<<"
     raise UnknownLanguage(code)
 
 
-__all__ = ["LANGUAGES", "UnknownLanguage", "flores_code", "iso3", "m2m100_code", "marian_target_token"]
+__all__ = ["FLORES_SCRIPT_VARIANTS", "LANGUAGES", "UnknownLanguage", "flores_code", "iso3", "m2m100_code", "marian_target_token"]

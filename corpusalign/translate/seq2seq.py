@@ -149,9 +149,16 @@ class Seq2SeqTranslator(MachineTranslator):
                 )
 
     def _unknown(self, lang: str) -> str:
+        variant = (
+            "; a script needs a FLORES-200 code <language>_<Script> in the model (FLORES-200 has Serbian in Cyrillic "
+            "only: build sr, not sr-Latn)"
+            if self.family == "nllb" and "-" in lang
+            else ""
+        )
         return (
             f"seq2seq translator: language code {lang!r} is unknown to the model {self.model!r} ({self.family} "
-            f"model); codes with a mapping: ISO 639-1 codes: {', '.join(sorted(LANGUAGES))}"
+            f"model); codes with a mapping: ISO 639-1 codes: {', '.join(sorted(LANGUAGES))}, with a region or a "
+            f"script as in pt-BR or zh-Hant{variant}"
         )
 
     def setup(self) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from corpusalign.config import BuildConfig
+from corpusalign.langtags import tag_value
 from corpusalign.read.formats import read_all
 from corpusalign.steps.normalise import normalise_expr
 from corpusalign.translate.base import Translator
@@ -43,12 +44,12 @@ class MemoryTranslator(Translator):
             if item.record is None:
                 self.unreadable += 1
                 continue
-            source = item.record.get(self.cfg.src)
+            source = tag_value(item.record, self.cfg.src)
             if not isinstance(source, str):
                 self.unreadable += 1
                 continue
             for lang in self.cfg.tgt:
-                target = item.record.get(lang)
+                target = tag_value(item.record, lang)
                 if isinstance(target, str) and target.strip():
                     src_col.append(source)
                     lang_col.append(lang)

@@ -42,6 +42,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from corpusalign.langtags import base_language
 from corpusalign.placeholders import EMAIL, URL, placeholders
 
 CORRUPTIONS: tuple[str, ...] = (
@@ -91,7 +92,7 @@ def _words(text: str) -> int:
 
 
 def _joiner(lang: str) -> str:
-    return "" if lang in NO_SPACE_LANGS else " "
+    return "" if base_language(lang) in NO_SPACE_LANGS else " "
 
 
 def _truncate(text: str, lang: str, rng: np.random.Generator, keep_punct_share: float = 0.0) -> str | None:
@@ -101,7 +102,7 @@ def _truncate(text: str, lang: str, rng: np.random.Generator, keep_punct_share: 
     if n < 2:
         return None
     target = max(1, int(round(n * rng.uniform(0.3, 0.6))))
-    if lang not in NO_SPACE_LANGS and " " in text.strip():
+    if base_language(lang) not in NO_SPACE_LANGS and " " in text.strip():
         lo, hi = max(1, int(n * 0.3)), max(1, int(n * 0.6))
         cuts = [i for i, ch in enumerate(text) if ch == " " and lo <= i <= hi]
         if cuts:
@@ -130,7 +131,7 @@ def _change_number(text: str, lang: str, rng: np.random.Generator) -> str:
             new_s = new_s.translate(_FULLWIDTH)
         return text[: m.start()] + new_s + text[m.end() :]
     number = str(int(rng.choice([int(rng.integers(2, 100)), int(rng.integers(1900, 2030))])))
-    if lang in NO_SPACE_LANGS:  # at a change of script (kanji/kana/punctuation boundary) or the start
+    if base_language(lang) in NO_SPACE_LANGS:  # at a change of script (kanji/kana/punctuation boundary) or the start
         from corpusalign.verify.scores import script_of
 
         bounds = [0] + [i for i in range(1, len(text)) if script_of(text[i]) != script_of(text[i - 1])]

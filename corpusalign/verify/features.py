@@ -164,12 +164,7 @@ def pair_features(
         raise ValueError(f"tgt_lang: got {len(langs)} languages for {n} pairs")
     src_emb = np.asarray(src_emb, dtype=np.float32).reshape(n, -1)
     tgt_emb = np.asarray(tgt_emb, dtype=np.float32).reshape(n, -1)
-    copy_sim = copy_similarity(src_texts, tgt_texts)
-    src_words = np.array([word_count(t) for t in src_texts], dtype=np.int32)
-    tgt_words = np.array([word_count(t) for t in tgt_texts], dtype=np.int32)
-    neutral = language_neutral(tgt_texts)
-    if src_lang is not None:
-        neutral = neutral_copies(tgt_texts, langs, src_lang, copy_sim, neutral)
+    text = text_features(src_texts, tgt_texts, langs, src_lang)
 
     margin = np.full(n, np.nan, dtype=np.float32)
     nn_pair = np.zeros(n, dtype=bool)
@@ -183,27 +178,64 @@ def pair_features(
                 src_emb[idx], tgt_emb[idx], margin_k_for_pool(margin_k, len(idx))
             )
             has_pool[idx] = True
+    columns = {
+        "cos": cosine_rows(src_emb, tgt_emb) if n else np.zeros(0, np.float32),
+        "margin": pl.Series(margin, dtype=pl.Float32).fill_nan(None),
+        "nn_pair": pl.Series([bool(v) if p else None for v, p in zip(nn_pair, has_pool)], dtype=pl.Boolean),
+        **text,
+        "prefix_gain": pl.Series(_prefix_gain(tgt_texts, langs, src_emb, tgt_emb, encode)).fill_nan(None),
+        "source_gap": pl.Series(source_gap).fill_nan(None),
+    }
     return pl.DataFrame(
-        {
-            "cos": cosine_rows(src_emb, tgt_emb) if n else np.zeros(0, np.float32),
-            "margin": pl.Series(margin, dtype=pl.Float32).fill_nan(None),
-            "nn_pair": pl.Series([bool(v) if p else None for v, p in zip(nn_pair, has_pool)], dtype=pl.Boolean),
-            "len_log_ratio": length_log_ratio(src_texts, tgt_texts),
-            "num_agree": number_agreement(src_texts, tgt_texts),
-            "placeholder_ok": placeholder_agreement(src_texts, tgt_texts),
-            "copy_sim": copy_sim,
-            "script_ok": script_agreement(tgt_texts, langs, src_texts),
-            LENGTH_COLUMN: np.array([len(t) for t in src_texts], dtype=np.int32),
-            "end_punct_ok": end_punctuation_agreement(src_texts, tgt_texts),
-            "sent_diff": sentence_count_diff(src_texts, tgt_texts),
-            "prefix_gain": pl.Series(_prefix_gain(tgt_texts, langs, src_emb, tgt_emb, encode)).fill_nan(None),
-            "source_gap": pl.Series(source_gap).fill_nan(None),
-            "src_words": src_words,
-            "neutral": neutral,
-            "word_log_ratio": np.log((tgt_words + 1.0) / (src_words + 1.0)).astype(np.float32),
-        },
+        {c: columns[c] for c in (*FEATURE_COLUMNS[:-1], *EXTRA_COLUMNS)},
         schema={c: FEATURE_DTYPES[c] for c in (*FEATURE_COLUMNS[:-1], *EXTRA_COLUMNS)},
     )
+
+
+#: Columns of :func:`text_features`: the scores of a pair that its texts alone determine (no embedder).
+TEXT_COLUMNS: tuple[str, ...] = (
+    "len_log_ratio",
+    "num_agree",
+    "placeholder_ok",
+    "copy_sim",
+    "script_ok",
+    LENGTH_COLUMN,
+    "end_punct_ok",
+    "sent_diff",
+    "src_words",
+    "neutral",
+    "word_log_ratio",
+)
+
+
+def text_features(
+    src_texts: Sequence[str], tgt_texts: Sequence[str], langs: Sequence[str], src_lang: str | None = None
+) -> dict[str, Any]:
+    """The columns of :data:`TEXT_COLUMNS` for aligned pairs (``langs``: one target language per pair), as
+    :func:`pair_features` computes them: every score that needs no embedding (``neutral`` asks language
+    ID about copies when ``src_lang`` is given). ``corpusalign reselect`` recomputes the gate inputs
+    that shards do not store with it."""
+    src_texts = [t or "" for t in src_texts]
+    tgt_texts = [t or "" for t in tgt_texts]
+    copy_sim = copy_similarity(src_texts, tgt_texts)
+    src_words = np.array([word_count(t) for t in src_texts], dtype=np.int32)
+    tgt_words = np.array([word_count(t) for t in tgt_texts], dtype=np.int32)
+    neutral = language_neutral(tgt_texts)
+    if src_lang is not None:
+        neutral = neutral_copies(tgt_texts, langs, src_lang, copy_sim, neutral)
+    return {
+        "len_log_ratio": length_log_ratio(src_texts, tgt_texts),
+        "num_agree": number_agreement(src_texts, tgt_texts),
+        "placeholder_ok": placeholder_agreement(src_texts, tgt_texts),
+        "copy_sim": copy_sim,
+        "script_ok": script_agreement(tgt_texts, langs, src_texts),
+        LENGTH_COLUMN: np.array([len(t) for t in src_texts], dtype=np.int32),
+        "end_punct_ok": end_punctuation_agreement(src_texts, tgt_texts),
+        "sent_diff": sentence_count_diff(src_texts, tgt_texts),
+        "src_words": src_words,
+        "neutral": neutral,
+        "word_log_ratio": np.log((tgt_words + 1.0) / (src_words + 1.0)).astype(np.float32),
+    }
 
 
 #: A copy that looks language-neutral counts half (0.5) when language ID gives the source language at

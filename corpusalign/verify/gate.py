@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from corpusalign.langtags import lid_label
 from corpusalign.verify.features import LENGTH_COLUMN
 from corpusalign.verify.scores import DOMAINS, domain_codes
 
@@ -451,7 +452,8 @@ def hard_rules(
         else np.full(n, np.nan)
     )
     # a top guess counts only when it is sure of itself; one of unknown probability counts as sure
-    other = (guesses != None) & (guesses != lang) & (np.isnan(scores) | (scores >= r["lid_other_min"]))  # noqa: E711
+    want = lid_label(lang)  # lid.176 knows base languages: a pt-BR row is right when it says pt
+    other = (guesses != None) & (guesses != want) & (np.isnan(scores) | (scores >= r["lid_other_min"]))  # noqa: E711
     ruled_out = (lid < r["lid_min_any"]) | ((lid < r["lid_min"]) & (chars >= r["lid_min_chars"]))
     z = len_z(features, gate, dom)
     return {

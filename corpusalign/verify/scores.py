@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from corpusalign.langtags import likely_script, split_tag
 from corpusalign.placeholders import POSITION, POSITIONAL, placeholders, strip_placeholders
 from corpusalign.verify.numerals import multiply_cjk_scales, spelled_numbers
 
@@ -529,7 +530,8 @@ SCRIPT_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
 }
 
 _LATIN = ("Latin",)
-#: Scripts expected for each language (ISO 639-1). Languages not listed are not judged (score 1.0).
+#: Scripts expected for each language (ISO 639-1), when its tag names no script (:func:`expected_scripts`).
+#: Languages not listed are not judged (score 1.0). Serbian is Cyrillic; Latin Serbian is ``sr-Latn``.
 LANGUAGE_SCRIPTS: dict[str, tuple[str, ...]] = {
     **{
         lang: _LATIN
@@ -545,7 +547,7 @@ LANGUAGE_SCRIPTS: dict[str, tuple[str, ...]] = {
     "uk": ("Cyrillic",),
     "bg": ("Cyrillic",),
     "be": ("Cyrillic",),
-    "sr": ("Cyrillic", "Latin"),
+    "sr": ("Cyrillic",),
     "mk": ("Cyrillic",),
     "kk": ("Cyrillic",),
     "mn": ("Cyrillic",),
@@ -568,6 +570,38 @@ LANGUAGE_SCRIPTS: dict[str, tuple[str, ...]] = {
     "th": ("Thai",),
     "am": ("Ethiopic",),
 }
+
+
+#: Scripts of an ISO 15924 script subtag (``sr-Latn``, ``zh-Hant``); subtags not listed are not judged.
+SCRIPT_SUBTAGS: dict[str, tuple[str, ...]] = {
+    "Latn": _LATIN, "Cyrl": ("Cyrillic",), "Grek": ("Greek",), "Armn": ("Armenian",), "Geor": ("Georgian",),
+    "Hebr": ("Hebrew",), "Arab": ("Arabic",), "Deva": ("Devanagari",), "Beng": ("Bengali",), "Taml": ("Tamil",),
+    "Thai": ("Thai",), "Ethi": ("Ethiopic",), "Hani": ("Han",), "Hans": ("Han",), "Hant": ("Han",),
+    "Hang": ("Hangul",), "Kore": ("Hangul", "Han"), "Hira": ("Hiragana",), "Kana": ("Katakana",),
+    "Jpan": ("Hiragana", "Katakana", "Han"),
+}  # fmt: skip
+
+
+def expected_scripts(lang: str | None) -> tuple[str, ...] | None:
+    """The scripts (keys of :data:`SCRIPT_RANGES`) a text in language ``lang`` is written in; ``None``: not judged.
+
+    A tag's script subtag decides (``sr-Latn``: Latin, ``zh-Hant``: Han); else a region whose usual
+    script differs from the language's (``sr-ME``: Latin, by CLDR likely subtags); else the
+    language's entry in :data:`LANGUAGE_SCRIPTS` (``sr``: Cyrillic, ``pt-BR``: Latin).
+
+    >>> expected_scripts("sr-Latn"), expected_scripts("sr"), expected_scripts("zh-Hant"), expected_scripts("xx")
+    (('Latin',), ('Cyrillic',), ('Han',), None)
+    """
+    parts = split_tag(lang or "")
+    if parts is None:
+        return LANGUAGE_SCRIPTS.get((lang or "").lower().split("-")[0].split("_")[0])
+    if parts.script:
+        return SCRIPT_SUBTAGS.get(parts.script)
+    if parts.region:
+        script = likely_script(str(parts))
+        if script and script != likely_script(parts.language) and script in SCRIPT_SUBTAGS:
+            return SCRIPT_SUBTAGS[script]
+    return LANGUAGE_SCRIPTS.get(parts.language)
 
 
 def _script_table() -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -593,7 +627,7 @@ def script_agreement(texts: Sequence[str], lang: str | Sequence[str], sources: S
 
     ``lang`` is one code for all texts or one per text. Only letters count (``str.isalpha``, plus the
     Japanese prolonged-sound mark), outside placeholders, URLs and e-mails; a text without letters,
-    or a language missing from :data:`LANGUAGE_SCRIPTS`, scores 1.0. With ``sources`` (aligned with
+    or a language whose scripts are unknown (:func:`expected_scripts`), scores 1.0. With ``sources`` (aligned with
     ``texts``), words the text shares with its source are left out: option names, identifiers and
     product names stay in Latin letters in a right Japanese translation.
 
@@ -608,8 +642,9 @@ def script_agreement(texts: Sequence[str], lang: str | Sequence[str], sources: S
     if len(langs) != len(texts) or (sources is not None and len(sources) != len(texts)):
         raise ValueError(f"got {len(texts)} texts but {len(langs)} languages")
     out = np.ones(len(texts), dtype=np.float32)
+    scripts = {code: expected_scripts(code) for code in set(langs)}
     for i, (text, code) in enumerate(zip(texts, langs)):
-        expected = LANGUAGE_SCRIPTS.get((code or "").lower().split("-")[0].split("_")[0])
+        expected = scripts[code]
         if not expected or not text:
             continue
         text = strip_placeholders(text)

@@ -69,10 +69,11 @@ def write_pipeline(
     """
     import yaml
 
+    from corpusalign.config import read_parameter_file
+
     base: dict[str, Any] = {}
-    if base_pipeline is not None:
-        with open(base_pipeline, encoding="utf-8") as f:
-            base = yaml.safe_load(f) or {}
+    if base_pipeline is not None:  # strict YAML: a syntax error or repeated key is a ConfigError with file:line:column
+        base = read_parameter_file(base_pipeline, {})
     verify = dict(base.pop("verify", None) or {})
     if embedder is not None:  # gates are fitted for one embedder: record which
         verify["embedder"] = embedder
