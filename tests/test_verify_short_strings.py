@@ -129,3 +129,18 @@ def test_plain_faults_in_the_same_catalogue_are_still_dropped(built: tuple[pl.Da
         row = rejected.filter((pl.col("concept_id") == cid) & (pl.col("lang") == lang))
         assert row.height == 1, f"{cid}/{lang} was kept"
         assert row["drop_reason"][0] in reasons, (cid, row["drop_reason"][0], row["drop_detail"][0])
+
+
+def test_language_id_does_not_count_against_short_kanji_only_japanese() -> None:
+    """lid.176 gives Japanese ~0.01 for a few Han characters ("合言葉?", password): Chinese and
+    Japanese cannot be told apart there, so the two count together; a Chinese sentence in a Japanese
+    slot (longer, no kana) is still improbable Japanese."""
+    from corpusalign import lid
+
+    _, _, summed = lid.predict(["合言葉?", "中华人民共和国是一个很大的国家。", "パスワード"], ["ja", "ja", "ja"])
+    assert summed[0] is not None and summed[0] > 0.5
+    assert summed[1] is not None and summed[1] < 0.1
+    assert summed[2] is not None and summed[2] > 0.9
+    assert lid.short_han_only("削除") and not lid.short_han_only("東京タワー") and not lid.short_han_only("中华人民共和国")
+    _, _, german = lid.predict(["合言葉?"], ["de"])  # only the Han siblings share: German gains nothing
+    assert german[0] is not None and german[0] < 0.05
