@@ -71,3 +71,26 @@ def test_a_command_keeps_its_own_quiet_flag() -> None:
     ctx = click.Context(group)
     # nothing after -- moves
     assert group.parse_args(ctx, ["validate", "--", "-v"]) == ["--", "-v"] and not ctx.params["verbose"]
+
+
+def test_build_summary_keeps_rows_not_in_the_input_apart_and_names_the_verification(tmp_path, monkeypatch) -> None:
+    """`corpusalign build` on records of which one has no German: that slot is "not in the input",
+    not a rejected row; the summary says verification was off (with it on, it names the engine)."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    records = [
+        {"id": "a", "en": "The children are playing in the garden.", "de": "Die Kinder spielen im Garten."},
+        {"id": "b", "en": "My grandmother bakes bread every Sunday.", "de": "Meine Großmutter backt jeden Sonntag Brot."},
+        {"id": "c", "en": "The river flows slowly through the valley."},
+    ]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (tmp_path / "nov.yaml").write_text("verify:\n  enabled: false\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["build", "-i", "in.jsonl", "--tgt", "de", "-p", "nov.yaml", "-o", "out", "--no-report"], env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 0, result.output
+    text = _flat(result.output)
+    # c has no German: that slot was never in the input; its English row is rejected (too_few_languages)
+    assert "= kept 4 + rejected 1 + not in the input 1 + quarantined 0" in text
+    assert "verification off" in text
