@@ -161,7 +161,7 @@ def build(
     from corpusalign.config import ConfigError, parse_columns
     from corpusalign.execute import ExecutorOptions
     from corpusalign.extras import MissingExtraError
-    from corpusalign.resolve import build_config, build_inputs, write_build_report
+    from corpusalign.resolve import build_config, build_inputs
     from corpusalign.runner import BuildError, Runner, make_plan
     from corpusalign.translate.base import TranslatorUnavailable
 
@@ -220,20 +220,28 @@ def build(
     except KeyboardInterrupt:
         err.print(f"[yellow]interrupted.[/yellow] Run the same command again to resume the build in {output}.")
         raise typer.Exit(130) from None
+    _report_and_summary(result, report=report, quiet=quiet, seconds=None if result.up_to_date else result.seconds)
+    if _report_lost_files(result.manifest, result.output):
+        raise typer.Exit(1)
+
+
+def _report_and_summary(result, *, report: bool, quiet: bool, seconds: float | None) -> None:
+    """After a build or a reselect: report.json and report.html (unless ``report`` is off; a failure is
+    a warning, the corpus is written), then the summary (unless ``quiet``)."""
+    from corpusalign.resolve import write_build_report
+
     report_path = None
     if report:
         try:
             report_path = write_build_report(result)
-        except Exception as exc:  # the corpus is built; a report failure must not hide that
-            err.print(f"[yellow]corpus built, but the report failed:[/yellow] {exc}. Try: corpusalign report {result.output}")
+        except Exception as exc:  # the corpus is written; a report failure must not hide that
+            err.print(f"[yellow]corpus written, but the report failed:[/yellow] {exc}. Try: corpusalign report {result.output}")
     if not quiet:
         from corpusalign.summary import print_build_summary
 
-        print_build_summary(result.manifest, result.output, None if result.up_to_date else result.seconds, console)
+        print_build_summary(result.manifest, result.output, seconds, console)
         if report_path:
             console.print(f"report: {report_path}")
-    if _report_lost_files(result.manifest, result.output):
-        raise typer.Exit(1)
 
 
 def _report_lost_files(manifest: dict, output: Path) -> bool:
@@ -637,7 +645,6 @@ def reselect(
     from corpusalign.config import ConfigError
     from corpusalign.reselect import ReselectError
     from corpusalign.reselect import reselect as run_reselect
-    from corpusalign.resolve import write_build_report
     from corpusalign.runner import BuildError
 
     overrides: dict[str, object] = {}
@@ -662,18 +669,7 @@ def reselect(
     except BuildError as exc:
         err.print(f"[red]cannot reselect:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
-    report_path = None
-    if report:
-        try:
-            report_path = write_build_report(result)
-        except Exception as exc:  # the corpus is written; a report failure must not hide that
-            err.print(f"[yellow]corpus written, but the report failed:[/yellow] {exc}. Try: corpusalign report {result.output}")
-    if not quiet:
-        from corpusalign.summary import print_build_summary
-
-        print_build_summary(result.manifest, result.output, result.seconds, console)
-        if report_path:
-            console.print(f"report: {report_path}")
+    _report_and_summary(result, report=report, quiet=quiet, seconds=result.seconds)
 
 
 def _quiet_transformers() -> None:
