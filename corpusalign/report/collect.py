@@ -7,11 +7,22 @@ build wrote, or copied from the manifest and the step statistics.
 The result is a plain dict (see :data:`REPORT_VERSION` and docs/report.md for every key). Its
 ``metrics`` are a flat ``name -> number`` mapping meant for CI gates
 (``corpusalign report DIR --fail-under kept_ratio=0.8``).
+
+Memory does not grow with the corpus: the shards and the rejected files are read one file at a time,
+in record batches of :data:`BATCH_ROWS` rows (texts only to measure their length, then dropped), and
+each report section keeps only aggregates that merge across batches: histogram counts, pattern and
+language counts, the quantiles' candidate values (an exact two-pass selection, :class:`_KeyCounts`),
+a bounded sample of pairs chosen by a hash of the concept id, and the first examples per reason in
+hash order. The one aggregate that grows is the duplicate clusters' sizes: one count per cluster
+(at most one per rejected duplicate), counted by Polars' streaming engine. docs/report.md, "Memory".
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +79,12 @@ EXAMPLES_PER_REASON = 3
 
 _DUPLICATE_REASONS = ("duplicate", "near_duplicate")
 
+#: Rows per record batch read from a shard or a rejected file.
+BATCH_ROWS = 65_536
+
+#: The kept rows' quantiles of each score (``kept_quantiles``), as ``numpy.quantile`` computes them.
+_QUANTILES = (("p05", 0.05), ("median", 0.5), ("p95", 0.95))
+
 #: What each length domain (:data:`~corpusalign.verify.scores.DOMAINS`) covers, for the report's captions.
 DOMAIN_HELP: dict[str, str] = {
     "short": f"source of at most {SHORT_MAX_WORDS} words",
@@ -84,26 +101,126 @@ def _files(root: Path, entries: list[dict[str, Any]]) -> list[str]:
     return [str(entry_path(root, e.get("path"))) for e in entries]  # refuses paths outside the corpus
 
 
-def _scan(root: Path, entries: list[dict[str, Any]], columns: list[str | pl.Expr]) -> pl.DataFrame:
-    """The named columns of the Parquet files listed in ``entries`` (an empty frame when none)."""
-    paths = _files(root, entries)
-    if not paths:
-        return pl.DataFrame()
-    return pl.scan_parquet(paths).select(columns).collect(engine="streaming")
+def _batches(path: str, columns: list[str], fields: list[str]) -> Iterator[pl.DataFrame]:
+    """One Parquet file in record batches of at most :data:`BATCH_ROWS` rows, in file order: the named
+    ``columns``, plus ``_chars`` (characters of the text ``fields``, measured by Polars' streaming engine
+    as it reads them; the texts themselves never come out) when ``fields`` is not empty."""
+    selected = [*columns, _chars(fields).alias("_chars")] if fields else columns
+    yield from pl.scan_parquet(path).select(selected).collect_batches(chunk_size=BATCH_ROWS, maintain_order=True)
 
 
-def _histogram(values: np.ndarray, edges: list[float]) -> list[int]:
-    values = values[~np.isnan(values)]
+def _concept_chunks(paths: list[str], columns: list[str], fields: list[str]) -> Iterator[pl.DataFrame]:
+    """The rows of the shards ``paths`` in frames that never split a concept.
+
+    A shard holds whole concepts, the rows of one concept next to each other (sorted by concept and
+    language), so the last concept of a record batch is held back and put in front of the next one.
+    """
+    for path in paths:
+        carry: pl.DataFrame | None = None
+        for rows in _batches(path, columns, fields):
+            if carry is not None:
+                rows = pl.concat([carry, rows], how="vertical_relaxed")
+            if not rows.height:
+                continue
+            ids = rows["concept_id"]
+            others = (ids != ids[-1]).arg_true()
+            cut = int(others[-1]) + 1 if others.len() else 0  # where the last concept's rows begin
+            if cut:
+                yield rows.slice(0, cut)
+            carry = rows.slice(cut)
+        if carry is not None and carry.height:
+            yield carry
+
+
+def _file_frames(paths: list[str], columns: list[str], fields: list[str]) -> Iterator[pl.DataFrame]:
+    """Each rejected file as one frame of the narrow ``columns`` (texts as ``_chars`` only), read in record
+    batches. A rejected file holds the rejected rows of one input batch of the build (``batch_size``
+    records), so all rejected rows of a record are in the same frame and a frame stays that small."""
+    for path in paths:
+        parts = list(_batches(path, columns, fields))
+        if parts:
+            yield pl.concat(parts, how="vertical_relaxed")
+
+
+def _values(column: pl.Series) -> np.ndarray:
+    """A score column as float64, nulls and NaN left out."""
+    values = np.asarray(column.cast(pl.Float64).to_numpy(), dtype=np.float64)
+    return values[~np.isnan(values)]
+
+
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """float32 values as uint32 keys in the same order (sign bit flipped for positives, all bits for negatives)."""
+    bits = values.astype(np.float32).view(np.uint32)
+    return np.where(bits >> 31, ~bits, bits | np.uint32(0x80000000)).astype(np.uint32)
+
+
+def _key_value(key: int) -> float:
+    """The float32 value (as a Python float) of an :func:`_order_keys` key."""
+    bits = key & 0x7FFFFFFF if key >> 31 else ~key & 0xFFFFFFFF
+    return float(np.array([bits], dtype=np.uint32).view(np.float32)[0])
+
+
+class _KeyCounts:
+    """How often each uint32 key occurred, sparse: its distinct keys, sorted, and their counts.
+
+    Quantiles from it are exact in two passes over the rows: the first counts the keys' top 16 bits
+    (at most 65,536 distinct), which tells in which of those buckets each wanted rank falls; the second
+    counts the whole keys of those few buckets only (at most 65,536 each). Memory: at most about 0.8 MB
+    per bucket set, whatever the number of rows.
+    """
+
+    def __init__(self) -> None:
+        self.keys = np.empty(0, dtype=np.uint32)
+        self.counts = np.empty(0, dtype=np.int64)
+
+    def add(self, keys: np.ndarray) -> None:
+        if not keys.size:
+            return
+        k, c = np.unique(keys, return_counts=True)
+        if self.keys.size:
+            k, inverse = np.unique(np.concatenate([self.keys, k]), return_inverse=True)
+            c = np.bincount(inverse, weights=np.concatenate([self.counts, c]), minlength=k.size)  # exact below 2**53
+        self.keys, self.counts = k.astype(np.uint32), c.astype(np.int64)
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    def locate(self, rank: int, bucket: int | None = None) -> tuple[int, int]:
+        """``(key, rank among the rows of that key)`` of the value of 0-based ``rank`` in sorted order
+        (among the keys whose top 16 bits are ``bucket``, when given)."""
+        keys, counts = self.keys, self.counts
+        if bucket is not None:
+            inside = (keys >> 16) == bucket
+            keys, counts = keys[inside], counts[inside]
+        cum = np.cumsum(counts)
+        i = int(np.searchsorted(cum, rank, side="right"))
+        return int(keys[i]), rank - int(cum[i] - counts[i])
+
+
+def _quantile_ranks(n: int) -> dict[str, tuple[int, int, float]]:
+    """Per quantile of :data:`_QUANTILES`: the 0-based ranks of the two values it lies between, and the
+    weight of the second, as ``numpy.quantile`` (method ``linear``) takes them for ``n`` values."""
+    out = {}
+    for name, q in _QUANTILES:
+        h = float(np.float64(n - 1) * np.float64(q))
+        if h >= n - 1:
+            out[name] = (n - 1, n - 1, 1.0)
+        else:
+            lo = math.floor(h)
+            out[name] = (lo, lo + 1, h - lo)
+    return out
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    """``numpy.quantile``'s interpolation between neighbours ``a`` and ``b``, to the last bit."""
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
+
+
+def _histogram(values: np.ndarray, edges: list[float]) -> np.ndarray:
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=np.asarray(edges))
-    return [int(c) for c in counts]
-
-
-def _quantiles(values: np.ndarray) -> dict[str, float] | None:
-    values = values[~np.isnan(values)]
-    if not values.size:
-        return None
-    q = np.quantile(values, [0.05, 0.5, 0.95])
-    return {"p05": round(float(q[0]), 4), "median": round(float(q[1]), 4), "p95": round(float(q[2]), 4)}
+    return counts.astype(np.int64)
 
 
 def _thresholds(manifest: dict[str, Any], lang: str) -> dict[str, float]:
@@ -134,8 +251,10 @@ def _text(row: dict[str, Any], fields: list[str]) -> str | None:
 def collect(root: str | Path) -> dict[str, Any]:
     """All numbers of the build in ``root`` as a report dict (see the module docstring).
 
-    Phases: read the manifest and stats, scan the shards once (kept rows without their texts), then
-    one function per report section.
+    Phases: read the manifest and stats; stream the kept shards (record batches that never split a
+    concept, texts reduced to their lengths) through the sections that count kept rows, then the
+    rejected files through those that count rejected rows; then each section gives its part of the
+    report (one function or class per section, some with a short second look at the files).
     """
     root = Path(root)
     manifest = read_manifest(root)
@@ -145,15 +264,18 @@ def collect(root: str | Path) -> dict[str, Any]:
     src: str = manifest["source_language"]
     targets = [lang for lang in langs if lang != src]
     fields: list[str] = manifest.get("fields", ["text"])
+    # every path is checked before any file is read
+    kept_paths, rejected_paths, quarantine_paths = (_files(root, manifest[k]) for k in ("shards", "rejected", "quarantine"))
 
-    score_cols = [c for c in SCORE_EDGES if c != "lid_expected"]
-    base_cols = ["concept_id", "lang", "origin", "translator", "lid_lang", "lid_expected", *score_cols]
-    # kept rows without their texts (their lengths only): the texts of a large corpus need not fit in memory
-    kept = _scan(root, manifest["shards"], [*base_cols, _chars(fields).alias("_chars")])
-    rejected = _scan(
-        root, manifest["rejected"], [*base_cols, *fields, _chars(fields).alias("_chars"), "dup_of", "drop_reason", "drop_detail"]
-    )
-    quarantine = _scan(root, manifest["quarantine"], ["source_file", "source_line", "error"])
+    completeness, language_id = _Completeness(langs), _LanguageId(langs)
+    scores, lengths, examples = _Scores(manifest, src, targets, langs), _Lengths(src, targets, fields), _Examples(src, fields)
+    base_cols = ["concept_id", "lang", "lid_lang", *SCORE_EDGES]
+    for rows in _concept_chunks(kept_paths, base_cols, fields):
+        for section in (completeness, scores, lengths, language_id):
+            section.add_kept(rows)
+    for rows in _file_frames(rejected_paths, [*base_cols, "drop_reason", "drop_detail"], fields):
+        for section in (scores, lengths, examples):
+            section.add_rejected(rows)
 
     headline, per_language, drop_reasons = _headline(manifest)
     report = {
@@ -172,16 +294,16 @@ def collect(root: str | Path) -> dict[str, Any]:
         "per_language": per_language,
         "drop_reasons": drop_reasons,
         "kept_by_domain": _kept_by_domain(stats, targets),
-        "completeness": _completeness(kept, langs),
-        "scores": _score_histograms(kept, rejected, manifest, src, targets, langs),
-        "lengths": _length_sample(kept, rejected, src, targets, fields),
-        "language_id": _language_id(kept, langs),
+        "completeness": completeness.result(),
+        "scores": scores.result(kept_paths),
+        "lengths": lengths.result(kept_paths, rejected_paths),
+        "language_id": language_id.result(),
         "provenance": {lang: dict(manifest["counts"].get("provenance_per_lang", {}).get(lang, {})) for lang in langs},
         "translators": manifest.get("translators", {}),
         "translation": manifest.get("translation"),
-        "duplicates": _duplicate_clusters(rejected, src),
+        "duplicates": _duplicate_clusters(rejected_paths, src),
         "timings": _timings(stats),
-        "examples": _examples(root, manifest["shards"], rejected, quarantine, src, fields),
+        "examples": examples.result(kept_paths, rejected_paths, quarantine_paths),
         "warnings": language_warnings(manifest),  # e.g. "fr: 0 of 20 rows kept (top reason missing_target 20)"
     }
     report["metrics"] = metrics(report)
@@ -240,84 +362,173 @@ def _headline(manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
     return headline, per_language, drop_reasons
 
 
-def _completeness(kept: pl.DataFrame, langs: list[str]) -> dict[str, Any]:
-    """Concepts per combination of languages kept, and per language."""
-    completeness: dict[str, Any] = {"languages": langs, "patterns": []}
-    if kept.height:
+class _Completeness:
+    """Concepts per combination of languages kept, and per language.
+
+    Exact from record batches: a concept never spans shards nor (:func:`_concept_chunks`) batches.
+    Memory: one count per combination of languages seen."""
+
+    def __init__(self, langs: list[str]) -> None:
+        self.langs = langs
+        self.patterns: Counter[str] = Counter()
+        self.per_language: Counter[str] = Counter()
+
+    def add_kept(self, kept: pl.DataFrame) -> None:
         patterns = (
             kept.group_by("concept_id")
             .agg(pl.col("lang").unique().sort().alias("langs"))
-            .with_columns(pl.col("langs").list.join(",").alias("key"))
+            .select(pl.col("langs").list.join(",").alias("key"))
             .group_by("key")
             .agg(pl.len().alias("concepts"))
-            .sort(["concepts", "key"], descending=[True, False])
         )
         for key, n in patterns.iter_rows():
+            self.patterns[key] += n
+        for lang, n in kept.group_by("lang").agg(pl.col("concept_id").n_unique()).iter_rows():
+            self.per_language[lang] += n
+
+    def result(self) -> dict[str, Any]:
+        completeness: dict[str, Any] = {"languages": self.langs, "patterns": []}
+        for key, n in sorted(self.patterns.items(), key=lambda kv: (-kv[1], kv[0])):
             present = key.split(",")
-            completeness["patterns"].append({"languages": [lang for lang in langs if lang in present], "concepts": int(n)})
-    completeness["concepts_per_language"] = {
-        lang: int(kept.filter(pl.col("lang") == lang)["concept_id"].n_unique()) if kept.height else 0 for lang in langs
-    }
-    return completeness
+            completeness["patterns"].append({"languages": [lang for lang in self.langs if lang in present], "concepts": int(n)})
+        completeness["concepts_per_language"] = {lang: int(self.per_language.get(lang, 0)) for lang in self.langs}
+        return completeness
 
 
-def _score_histograms(
-    kept: pl.DataFrame, rejected: pl.DataFrame, manifest: dict[str, Any], src: str, targets: list[str], langs: list[str]
-) -> dict[str, Any]:
+class _Scores:
     """Histograms of each score per target language (``lid_expected``: every language), kept and
-    rejected rows apart, with the kept rows' quantiles and the threshold the build applied."""
-    scores: dict[str, Any] = {}
-    for score, edges in SCORE_EDGES.items():
-        per: dict[str, Any] = {}
-        for lang in targets if score != "lid_expected" else langs:
-            k = kept.filter(pl.col("lang") == lang)[score].cast(pl.Float64).to_numpy() if kept.height else np.array([])
-            r = rejected.filter(pl.col("lang") == lang)[score].cast(pl.Float64).to_numpy() if rejected.height else np.array([])
-            k, r = np.asarray(k, dtype=np.float64), np.asarray(r, dtype=np.float64)
-            if not (np.isfinite(k).any() or np.isfinite(r).any()):
-                continue
-            per[lang] = {
-                "kept": _histogram(k, edges),
-                "rejected": _histogram(r, edges),
-                "kept_quantiles": _quantiles(k),
-                "threshold": _thresholds(manifest, lang).get(score) if lang != src else None,
+    rejected rows apart, with the kept rows' quantiles and the threshold the build applied.
+
+    Bin counts add up across batches. The quantiles are exact (the values ``numpy.quantile`` would
+    return on all kept values at once): :class:`_KeyCounts` finds the buckets of the ranks in this pass,
+    :meth:`result` reads the kept score columns once more for the values in those buckets."""
+
+    def __init__(self, manifest: dict[str, Any], src: str, targets: list[str], langs: list[str]) -> None:
+        self.manifest, self.src = manifest, src
+        self.langs_of = {score: set(targets if score != "lid_expected" else langs) for score in SCORE_EDGES}
+        self.counts: dict[tuple[str, str, bool], np.ndarray] = {}
+        self.finite: set[tuple[str, str]] = set()  # (score, lang) with a finite value, kept or rejected
+        self.buckets: dict[tuple[str, str], _KeyCounts] = {}  # kept values' top 16 key bits
+
+    def add_kept(self, rows: pl.DataFrame) -> None:
+        self._add(rows, kept=True)
+
+    def add_rejected(self, rows: pl.DataFrame) -> None:
+        self._add(rows, kept=False)
+
+    def _add(self, rows: pl.DataFrame, kept: bool) -> None:
+        for (lang,), part in rows.partition_by("lang", as_dict=True).items():
+            for score, edges in SCORE_EDGES.items():
+                if lang not in self.langs_of[score]:
+                    continue
+                values = _values(part[score])
+                if not values.size:
+                    continue
+                if np.isfinite(values).any():
+                    self.finite.add((score, lang))
+                key = (score, str(lang), kept)
+                self.counts[key] = self.counts.get(key, 0) + _histogram(values, edges)
+                if kept:
+                    self.buckets.setdefault((score, str(lang)), _KeyCounts()).add(_order_keys(values) >> 16)
+
+    def _quantiles(self, kept_paths: list[str]) -> dict[tuple[str, str], dict[str, float]]:
+        """The kept rows' quantiles per (score, language): the second pass, over the buckets that hold them."""
+        wanted: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+        for key, buckets in self.buckets.items():
+            ranks = {r for lo, hi, _ in _quantile_ranks(buckets.total).values() for r in (lo, hi)}
+            wanted[key] = {r: buckets.locate(r) for r in ranks}  # rank -> (bucket, rank inside it)
+        if not wanted:
+            return {}
+        inside = {key: np.unique(np.asarray([b for b, _ in w.values()], dtype=np.uint32)) for key, w in wanted.items()}
+        exact = {key: _KeyCounts() for key in wanted}
+        score_cols = [s for s in SCORE_EDGES if any(k[0] == s for k in wanted)]
+        for path in kept_paths:
+            for rows in _batches(path, ["lang", *score_cols], []):
+                for (lang,), part in rows.partition_by("lang", as_dict=True).items():
+                    for score in score_cols:
+                        if (score, lang) in wanted:
+                            keys = _order_keys(_values(part[score]))
+                            exact[(score, lang)].add(keys[np.isin(keys >> 16, inside[(score, lang)])])
+        out = {}
+        for key, w in wanted.items():
+            value = {r: _key_value(exact[key].locate(within, bucket)[0]) for r, (bucket, within) in w.items()}
+            out[key] = {
+                name: round(_lerp(value[lo], value[hi], t), 4)
+                for name, (lo, hi, t) in _quantile_ranks(self.buckets[key].total).items()
             }
-        if per:
-            scores[score] = {"edges": edges, "help": SCORE_HELP[score], "per_language": per}
-    return scores
+        return out
+
+    def _bins(self, score: str, lang: str, kept: bool) -> list[int]:
+        counts = self.counts.get((score, lang, kept))
+        return [int(c) for c in counts] if counts is not None else [0] * (len(SCORE_EDGES[score]) - 1)
+
+    def result(self, kept_paths: list[str]) -> dict[str, Any]:
+        quantiles = self._quantiles(kept_paths)
+        scores: dict[str, Any] = {}
+        for score, edges in SCORE_EDGES.items():
+            per: dict[str, Any] = {}
+            for lang in self.manifest["languages"]:
+                if lang not in self.langs_of[score] or (score, lang) not in self.finite:
+                    continue
+                per[lang] = {
+                    "kept": self._bins(score, lang, True),
+                    "rejected": self._bins(score, lang, False),
+                    "kept_quantiles": quantiles.get((score, lang)),
+                    "threshold": _thresholds(self.manifest, lang).get(score) if lang != self.src else None,
+                }
+            if per:
+                scores[score] = {"edges": edges, "help": SCORE_HELP[score], "per_language": per}
+        return scores
 
 
-def _language_id(kept: pl.DataFrame, langs: list[str]) -> dict[str, Any]:
-    """Per language: kept rows language ID identified, and how many of them it put in their own language."""
-    lid: dict[str, Any] = {}
-    for lang in langs:
-        rows = kept.filter(pl.col("lang") == lang) if kept.height else kept
-        identified = rows.filter(pl.col("lid_lang").is_not_null()).height if rows.height else 0
-        agree = rows.filter(pl.col("lid_lang") == lid_label(lang)).height if rows.height else 0  # pt-BR: pt
-        lid[lang] = {"identified": identified, "agree": agree, "agreement": _ratio(agree, identified)}
-    return lid
+class _LanguageId:
+    """Per language: kept rows language ID identified, and how many of them it put in their own language.
+    Memory: one count per (language, language-ID label)."""
+
+    def __init__(self, langs: list[str]) -> None:
+        self.langs = langs
+        self.counts: Counter[tuple[str, str | None]] = Counter()
+
+    def add_kept(self, kept: pl.DataFrame) -> None:
+        for lang, lid_lang, n in kept.group_by("lang", "lid_lang").len().iter_rows():
+            self.counts[(lang, lid_lang)] += n
+
+    def result(self) -> dict[str, Any]:
+        lid: dict[str, Any] = {}
+        for lang in self.langs:
+            identified = sum(n for (row_lang, lid_lang), n in self.counts.items() if row_lang == lang and lid_lang is not None)
+            agree = self.counts.get((lang, lid_label(lang)), 0)  # pt-BR: pt
+            lid[lang] = {"identified": identified, "agree": agree, "agreement": _ratio(agree, identified)}
+        return lid
 
 
-def _duplicate_clusters(rejected: pl.DataFrame, src: str) -> dict[str, Any]:
-    """Per duplicate reason (exact, near): clusters of source rows, their size histogram and the largest."""
+def _duplicate_clusters(rejected_paths: list[str], src: str) -> dict[str, Any]:
+    """Per duplicate reason (exact, near): clusters of source rows, their size histogram and the largest.
+
+    A cluster (rows with the same ``dup_of``) may span rejected files, so the rows are grouped by
+    Polars' streaming engine over all of them, three narrow columns: memory grows with the number of
+    clusters (at most the rejected duplicates), not with the corpus."""
     duplicates: dict[str, Any] = {}
-    if not rejected.height:
+    if not rejected_paths:
         return duplicates
-    dups = rejected.filter(pl.col("drop_reason").is_in(_DUPLICATE_REASONS) & (pl.col("lang") == src))
+    sizes = (
+        pl.scan_parquet(rejected_paths)
+        .filter(pl.col("drop_reason").is_in(_DUPLICATE_REASONS) & (pl.col("lang") == src))
+        .group_by("drop_reason", "dup_of")
+        .agg((pl.len() + 1).alias("size"))
+        .group_by("drop_reason", "size")
+        .agg(pl.len().alias("clusters"))
+        .collect(engine="streaming")
+        .sort("size")
+    )
     for reason in _DUPLICATE_REASONS:
-        sizes = (
-            dups.filter(pl.col("drop_reason") == reason)
-            .group_by("dup_of")
-            .agg((pl.len() + 1).alias("size"))
-            .group_by("size")
-            .agg(pl.len().alias("clusters"))
-            .sort("size")
-        )
-        if sizes.height:
+        part = sizes.filter(pl.col("drop_reason") == reason)
+        if part.height:
             duplicates[reason] = {
-                "clusters": int(sizes["clusters"].sum()),
-                "concepts_dropped": int(dups.filter(pl.col("drop_reason") == reason).height),
-                "size_histogram": {str(s): int(c) for s, c in sizes.iter_rows()},
-                "largest": int(sizes["size"].max()),
+                "clusters": int(part["clusters"].sum()),
+                "concepts_dropped": int(((part["size"] - 1) * part["clusters"]).sum()),
+                "size_histogram": {str(s): int(c) for s, c in part.select("size", "clusters").iter_rows()},
+                "largest": int(part["size"].max()),  # type: ignore[arg-type]
             }
     return duplicates
 
@@ -371,31 +582,87 @@ def _chars(fields: list[str]) -> pl.Expr:
     return pl.sum_horizontal([pl.col(f).str.len_chars().fill_null(0) for f in fields])
 
 
-def _length_sample(kept: pl.DataFrame, rejected: pl.DataFrame, src: str, targets: list[str], fields: list[str]) -> dict[str, Any]:
-    """Source vs target length (characters) of up to :data:`LENGTH_SAMPLE` pairs per language."""
-    frames = [
-        f.select("concept_id", "lang", pl.col("_chars").alias("chars"), pl.lit(flag).alias("kept"))
-        for f, flag in ((kept, True), (rejected, False))
-        if f.height
-    ]
-    if not frames:
-        return {}
-    rows = pl.concat(frames).filter(pl.col("chars") > 0)
-    source = rows.filter(pl.col("lang") == src).unique("concept_id", keep="first").select("concept_id", src_chars="chars")
-    pairs = rows.filter(pl.col("lang") != src).join(source, on="concept_id")
-    out: dict[str, Any] = {}
-    for lang in targets:
-        part = pairs.filter(pl.col("lang") == lang)
-        if not part.height:
-            continue
-        sample = part.sample(min(LENGTH_SAMPLE, part.height), seed=0) if part.height > LENGTH_SAMPLE else part
-        out[lang] = {
-            "pairs": part.height,
-            "src_chars": sample["src_chars"].to_list(),
-            "tgt_chars": sample["chars"].to_list(),
-            "kept": sample["kept"].to_list(),
-        }
-    return out
+class _Lengths:
+    """Source vs target length (characters) of up to :data:`LENGTH_SAMPLE` pairs per language.
+
+    ``pairs`` is exact. The sample is the pairs with the smallest hash of their ``concept_id`` (ties:
+    the id, then rejected before kept), so it does not depend on how the rows are batched and the same
+    build always shows the same pairs; only it is held (``LENGTH_SAMPLE`` rows per language)."""
+
+    def __init__(self, src: str, targets: list[str], fields: list[str]) -> None:
+        self.src, self.targets, self.fields = src, targets, fields
+        self.pairs: Counter[str] = Counter()
+        self.sample: pl.DataFrame | None = None
+
+    def add_kept(self, kept: pl.DataFrame) -> None:
+        self._add(kept, kept=True)
+
+    def add_rejected(self, rejected: pl.DataFrame) -> None:
+        self._add(rejected, kept=False)
+
+    def _add(self, rows: pl.DataFrame, kept: bool) -> None:
+        source = (
+            rows.filter(pl.col("lang") == self.src)
+            .unique("concept_id", keep="first", maintain_order=True)
+            .select("concept_id", pl.col("_chars").alias("src_chars"))
+        )
+        pairs = rows.filter(pl.col("lang").is_in(self.targets) & (pl.col("_chars") > 0)).join(source, on="concept_id", how="left")
+        # A kept target's source row is kept too (select rejects the targets of a rejected source), in the
+        # same chunk. A rejected target's source row is in the same rejected file (one input batch) when it
+        # was rejected; else it was kept, and a kept row has text: its length is looked up for the sample only.
+        has_source = pl.col("src_chars") > 0
+        pairs = pairs.filter(has_source if kept else has_source | pl.col("src_chars").is_null())
+        if not pairs.height:
+            return
+        for lang, n in pairs.group_by("lang").len().iter_rows():
+            self.pairs[lang] += n
+        found = pairs.select(
+            "lang",
+            pl.col("concept_id").hash(seed=0).alias("_order"),
+            "concept_id",
+            pl.lit(kept).alias("kept"),
+            pl.col("src_chars").cast(pl.Int64),
+            pl.col("_chars").cast(pl.Int64).alias("tgt_chars"),
+        )
+        if self.sample is not None:
+            found = pl.concat([self.sample, found])
+        self.sample = found.sort("lang", "_order", "concept_id", "kept").group_by("lang", maintain_order=True).head(LENGTH_SAMPLE)
+
+    def _source_chars(self, paths: list[str], ids: list[str]) -> pl.DataFrame:
+        if not paths or not ids:
+            return pl.DataFrame(schema={"concept_id": pl.String, "_found": pl.Int64})
+        return (
+            pl.scan_parquet(paths)
+            .filter((pl.col("lang") == self.src) & pl.col("concept_id").is_in(ids))
+            .select("concept_id", _chars(self.fields).cast(pl.Int64).alias("_found"))
+            .collect(engine="streaming")
+        )
+
+    def result(self, kept_paths: list[str], rejected_paths: list[str]) -> dict[str, Any]:
+        if self.sample is None:
+            return {}
+        sample = self.sample
+        ids = sample.filter(pl.col("src_chars").is_null())["concept_id"].unique().to_list()
+        if ids:  # rejected targets of kept sources: the sources' lengths, from the shards (a kept row first)
+            found = pl.concat([self._source_chars(kept_paths, ids), self._source_chars(rejected_paths, ids)])
+            found = found.filter(pl.col("_found") > 0).unique("concept_id", keep="first", maintain_order=True)
+            sample = (
+                sample.join(found, on="concept_id", how="left", maintain_order="left")
+                .with_columns(pl.coalesce("src_chars", "_found").alias("src_chars"))
+                .filter(pl.col("src_chars").is_not_null())
+            )
+        out: dict[str, Any] = {}
+        for lang in self.targets:
+            if not self.pairs[lang]:
+                continue
+            part = sample.filter(pl.col("lang") == lang).sort("_order", "concept_id", "kept")
+            out[lang] = {
+                "pairs": self.pairs[lang],
+                "src_chars": part["src_chars"].to_list(),
+                "tgt_chars": part["tgt_chars"].to_list(),
+                "kept": part["kept"].to_list(),
+            }
+        return out
 
 
 def _verification_summary(manifest: dict[str, Any]) -> dict[str, Any] | None:
@@ -412,54 +679,87 @@ def _verification_summary(manifest: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _examples(
-    root: Path,
-    shards: list[dict[str, Any]],
-    rejected: pl.DataFrame,
-    quarantine: pl.DataFrame,
-    src: str,
-    fields: list[str],
-) -> dict[str, list[dict[str, Any]]]:
-    """A few rejected rows per drop reason, each next to its concept's source text."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    if rejected.height:
-        # distinct concepts per reason, in a stable pseudo-random order; a target row over the source row
-        picked = (
-            rejected.with_columns(pl.col("concept_id").hash(seed=0).alias("_order"), (pl.col("lang") == src).alias("_is_src"))
+class _Examples:
+    """A few rejected rows per drop reason, each next to its concept's source text.
+
+    Per reason, the :data:`EXAMPLES_PER_REASON` distinct concepts with the smallest hash of their
+    ``concept_id`` (a target row over the source row): those of each rejected file merged with those
+    found so far, so only the picked rows are held; their texts are read at the end."""
+
+    def __init__(self, src: str, fields: list[str]) -> None:
+        self.src, self.fields = src, fields
+        self.picked: pl.DataFrame | None = None
+
+    def _pick(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Distinct concepts per reason, in a stable pseudo-random order; a target row over the source row."""
+        return (
+            rows.with_columns(pl.col("concept_id").hash(seed=0).alias("_order"), (pl.col("lang") == self.src).alias("_is_src"))
             .sort(["_order", "_is_src", "lang"])
             .unique(["drop_reason", "concept_id"], keep="first", maintain_order=True)
             .group_by("drop_reason", maintain_order=True)
             .head(EXAMPLES_PER_REASON)
         )
-        ids = picked["concept_id"].unique().to_list()
-        cols = ["concept_id", "lang", *fields]
-        is_source = (pl.col("lang") == src) & pl.col("concept_id").is_in(ids)
-        paths = _files(root, shards)
-        kept = pl.scan_parquet(paths).filter(is_source).select(cols).collect(engine="streaming") if paths else None
-        found = [f for f in (kept, rejected.filter(is_source).select(cols)) if f is not None and f.height]
-        sources = pl.concat(found, how="vertical_relaxed").unique("concept_id", keep="first") if found else pl.DataFrame()
-        source_text = {row["concept_id"]: _text(row, fields) for row in sources.iter_rows(named=True)}
-        for row in picked.sort(["drop_reason", "_order"]).iter_rows(named=True):
-            scores = {s: round(float(row[s]), 4) for s in SCORE_EDGES if s in row and row[s] is not None and s != "lid_expected"}
-            if row.get("lid_expected") is not None:
-                scores["lid_expected"] = round(float(row["lid_expected"]), 4)
-            out.setdefault(row["drop_reason"], []).append(
-                {
-                    "concept_id": row["concept_id"],
-                    "lang": row["lang"],
-                    "text": _text(row, fields),
-                    "source_text": source_text.get(row["concept_id"]) if row["lang"] != src else None,
-                    "detail": row["drop_detail"],
-                    "lid_lang": row["lid_lang"],
-                    "scores": scores,
-                }
+
+    def add_rejected(self, rejected: pl.DataFrame) -> None:
+        picked = self._pick(rejected.drop("_chars"))
+        self.picked = picked if self.picked is None else self._pick(pl.concat([self.picked, picked]))
+
+    def result(
+        self, kept_paths: list[str], rejected_paths: list[str], quarantine_paths: list[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        fields, src = self.fields, self.src
+        if self.picked is not None and self.picked.height:
+            ids = self.picked["concept_id"].unique().to_list()
+            cols = ["concept_id", "lang", *fields]
+            # the rejected rows of the picked concepts with their texts (the picked rows, rejected source rows)
+            texts = (
+                pl.scan_parquet(rejected_paths)
+                .filter(pl.col("concept_id").is_in(ids))
+                .select(*cols, "drop_reason")
+                .collect(engine="streaming")
             )
-    if quarantine.height:
-        out["quarantined"] = [
-            {"source_file": r["source_file"], "source_line": r["source_line"], "error": r["error"]}
-            for r in quarantine.head(EXAMPLES_PER_REASON).iter_rows(named=True)
-        ]
-    return out
+            picked = self.picked.join(
+                texts.unique(["concept_id", "lang", "drop_reason"], keep="first", maintain_order=True),
+                on=["concept_id", "lang", "drop_reason"],
+                how="left",
+                maintain_order="left",
+            )
+            is_source = (pl.col("lang") == src) & pl.col("concept_id").is_in(ids)
+            kept = pl.scan_parquet(kept_paths).filter(is_source).select(cols).collect(engine="streaming") if kept_paths else None
+            found = [f for f in (kept, texts.filter(is_source).select(cols)) if f is not None and f.height]
+            sources = pl.concat(found, how="vertical_relaxed").unique("concept_id", keep="first") if found else pl.DataFrame()
+            source_text = {row["concept_id"]: _text(row, fields) for row in sources.iter_rows(named=True)}
+            for row in picked.sort(["drop_reason", "_order"]).iter_rows(named=True):
+                scores = {
+                    s: round(float(row[s]), 4) for s in SCORE_EDGES if s in row and row[s] is not None and s != "lid_expected"
+                }
+                if row.get("lid_expected") is not None:
+                    scores["lid_expected"] = round(float(row["lid_expected"]), 4)
+                out.setdefault(row["drop_reason"], []).append(
+                    {
+                        "concept_id": row["concept_id"],
+                        "lang": row["lang"],
+                        "text": _text(row, fields),
+                        "source_text": source_text.get(row["concept_id"]) if row["lang"] != src else None,
+                        "detail": row["drop_detail"],
+                        "lid_lang": row["lid_lang"],
+                        "scores": scores,
+                    }
+                )
+        if quarantine_paths:
+            quarantine = (
+                pl.scan_parquet(quarantine_paths)
+                .select("source_file", "source_line", "error")
+                .head(EXAMPLES_PER_REASON)
+                .collect()
+            )
+            if quarantine.height:
+                out["quarantined"] = [
+                    {"source_file": r["source_file"], "source_line": r["source_line"], "error": r["error"]}
+                    for r in quarantine.iter_rows(named=True)
+                ]
+        return out
 
 
 def metrics(report: dict[str, Any]) -> dict[str, float]:
