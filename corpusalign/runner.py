@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -37,7 +38,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -73,6 +74,9 @@ WORK = "_work"
 #: same one: bump it when that changes (2: separate read stage; verify adds prefix_gain/source_gap).
 WORK_LAYOUT = 2
 LOCK = ".lock"
+#: Ray's own log (its loggers, Ray Data's, what its workers print) of a build on ``--executor ray``,
+#: appended to by every run; kept after the build, since ``_work/`` is not.
+RAY_LOG = "logs/ray.log"
 
 
 class BuildError(RuntimeError):
@@ -96,37 +100,53 @@ class AttachDuplicatesStep(Step):
 
 @dataclass
 class _Unit:
-    """A batch on its way through stage 1: its index, its rows and the statistics of its steps."""
+    """A batch on its way through stage 1: its index, its rows and the statistics of its steps.
+
+    Between stages it travels as a plain record (:meth:`to_record`): the index, the rows as Arrow
+    IPC bytes and the statistics as JSON, so the Ray executor stores it as three Arrow columns.
+    """
 
     index: int
     batch: pl.DataFrame
     stats: RunStats = field(default_factory=RunStats)
 
+    def to_record(self) -> dict[str, Any]:
+        buf = io.BytesIO()
+        self.batch.write_ipc(buf, compression="uncompressed")
+        return {"index": self.index, "batch": buf.getvalue(), "stats": json.dumps(self.stats.to_dict())}
 
-def _load_read_part(work: Path, i: int) -> _Unit:
-    return _Unit(i, pl.read_parquet(work / "read" / f"part-{i:06d}.parquet"))
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> _Unit:
+        batch = pl.read_ipc(io.BytesIO(record["batch"]))
+        return cls(int(record["index"]), batch, RunStats.from_dict(json.loads(record["stats"])))
 
 
-def _run_steps(steps: tuple[Step, ...], unit: _Unit) -> _Unit:
+def _load_read_part(work: Path, i: int) -> dict[str, Any]:
+    return _Unit(i, pl.read_parquet(work / "read" / f"part-{i:06d}.parquet")).to_record()
+
+
+def _run_steps(steps: tuple[Step, ...], record: dict[str, Any]) -> dict[str, Any]:
+    unit = _Unit.from_record(record)
     for step in steps:
         unit.batch = step.process(unit.batch, unit.stats[step.name])
-    return unit
+    return unit.to_record()
 
 
-def _set_up(steps: tuple[Step, ...]) -> Callable[[_Unit], _Unit]:
+def _set_up(steps: tuple[Step, ...]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """A model stage's factory: load the models once per worker, then run the steps on each unit."""
     for step in steps:
         step.setup()
     return partial(_run_steps, steps)
 
 
-def _write_staged(work: Path, unit: _Unit) -> tuple[int, int]:
-    """Stage a scored batch (its statistics first, the part last); returns (index, texts embedded)."""
+def _write_staged(work: Path, record: dict[str, Any]) -> dict[str, int]:
+    """Stage a scored batch (its statistics first, the part last); returns its index and the texts embedded."""
+    unit = _Unit.from_record(record)
     write_json({"stats": unit.stats.to_dict()}, work / "stats" / f"stage1-{unit.index:06d}.json")
     staged = unit.batch.to_arrow()
     write_parquet(staged, work / "stage1" / f"part-{unit.index:06d}.parquet", staged.schema)
     verify = unit.stats.steps.get("verify")
-    return unit.index, (verify.counters.get("texts_embedded", 0) if verify else 0)
+    return {"index": unit.index, "embedded": int(verify.counters.get("texts_embedded", 0)) if verify else 0}
 
 
 @dataclass(frozen=True)
@@ -138,7 +158,8 @@ class _SelectJob:
     n_buckets: int
     steps: tuple[Step, ...]
 
-    def __call__(self, i: int) -> RunStats:
+    def __call__(self, i: int) -> str:
+        """Returns the batch's step statistics as JSON (a plain value, as every executor wants)."""
         work = self.out / WORK
         run = RunStats()
         batch = pl.read_parquet(work / "stage1" / f"part-{i:06d}.parquet")
@@ -158,8 +179,9 @@ class _SelectJob:
         kept = kept.with_columns(bucket_of(kept["concept_id"], self.n_buckets))
         for (b,), part in kept.group_by("_bucket"):
             write_parquet(part.drop("_bucket").to_arrow(), work / "buckets" / f"b{b:05d}" / f"part-{i:06d}.parquet", SHARD_SCHEMA)
-        write_json(run.to_dict(), work / "stats" / f"stage3-{i:06d}.json")
-        return run
+        doc = run.to_dict()
+        write_json(doc, work / "stats" / f"stage3-{i:06d}.json")
+        return json.dumps(doc)
 
 
 @dataclass(frozen=True)
@@ -169,7 +191,8 @@ class _ShardJob:
     out: Path
     cfg: BuildConfig
 
-    def __call__(self, b: int) -> tuple[int, list[str], RunStats]:
+    def __call__(self, b: int) -> str:
+        """Returns ``{"bucket", "shards", "stats"}`` as JSON (a plain value, as every executor wants)."""
         work = self.out / WORK
         run = RunStats()
         bdir = work / "buckets" / f"b{b:05d}"
@@ -184,8 +207,9 @@ class _ShardJob:
                     write_parquet(piece.to_arrow(), self.out / rel, SHARD_SCHEMA)
                     written.append(rel)
             stats.count("bytes_written", sum((self.out / rel).stat().st_size for rel in written))
-        write_json({"shards": written, "stats": run.to_dict()}, work / "shards" / f"b{b:05d}.json")
-        return b, written, run
+        done = {"shards": written, "stats": run.to_dict()}
+        write_json(done, work / "shards" / f"b{b:05d}.json")
+        return json.dumps({"bucket": b, **done})
 
 
 @dataclass
@@ -359,7 +383,7 @@ class Runner:
                 self.progress.note(f"{self.out} is up to date: same inputs and configuration as its manifest")
                 return BuildResult(self.out, done, time.perf_counter() - start, resumed=False, up_to_date=True)
             resumed = self._prepare()
-            with make_executor(self.executor_options) as executor:
+            with make_executor(self._where()) as executor:
                 try:
                     n_batches, n_items = self._stage1(executor)
                 finally:  # translators hold models, connections or thread pools; stage 1 is their only user
@@ -371,6 +395,15 @@ class Runner:
                 shards = self._stage4(executor, n_buckets)
             manifest = self._finish(n_batches, n_items, shards, time.perf_counter() - start)
         return BuildResult(self.out, manifest, time.perf_counter() - start, resumed)
+
+    def _where(self) -> ExecutorOptions:
+        """The executor options, with Ray's own log in ``OUTPUT/logs/ray.log`` unless they name another file."""
+        options = self.executor_options
+        if options.name == "ray" and options.log_file is None:
+            options = replace(options, log_file=self.out / RAY_LOG)
+        if options.log_file is not None:
+            self.progress.note(f"Ray's own log: {options.log_file}")
+        return options
 
     def _up_to_date(self) -> dict[str, Any] | None:
         """The existing manifest, if it was built from these very inputs and configuration."""
@@ -454,9 +487,9 @@ class Runner:
             bar.advance(n_batches - len(todo))
             if verify is not None and executor.in_process:
                 verify.on_progress = embed_bar.advance
-            for _, embedded in executor.map(self._score_stages(executor), todo):
+            for staged in executor.map(self._score_stages(executor), todo):
                 if not executor.in_process:
-                    embed_bar.advance(embedded)
+                    embed_bar.advance(staged["embedded"])
                 bar.advance(1)
         write_json({"batches": n_batches, "items": n_items}, done_path)
         shutil.rmtree(self.work / "read", ignore_errors=True)
@@ -563,7 +596,7 @@ class Runner:
                 else:
                     todo.append(i)
             for run in executor.map([Stage("select", fn=job)], todo):
-                self.stats = self.stats.merge(run)
+                self.stats = self.stats.merge(RunStats.from_dict(json.loads(run)))
                 bar.advance(1)
         return n_buckets
 
@@ -582,9 +615,9 @@ class Runner:
                     bar.advance(1)
                 else:
                     todo.append(b)
-            for b, written, run in executor.map([Stage("write_shards", fn=job)], todo):
-                by_bucket[b] = written
-                self.stats = self.stats.merge(run)
+            for done in map(json.loads, executor.map([Stage("write_shards", fn=job)], todo)):
+                by_bucket[done["bucket"]] = done["shards"]
+                self.stats = self.stats.merge(RunStats.from_dict(done["stats"]))
                 bar.advance(1)
         return [rel for b in range(n_buckets) for rel in by_bucket[b]]
 

@@ -9,6 +9,8 @@ originals, so dedup must see across partitions.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,8 @@ from helpers_store import small_config, write_input  # noqa: E402
 from tiny_models import build_nllb  # noqa: E402
 
 from corpusalign.execute import ExecutorOptions, LocalExecutor, Stage, make_executor  # noqa: E402
-from corpusalign.runner import build  # noqa: E402
+from corpusalign.execute.base import check_plain  # noqa: E402
+from corpusalign.runner import RAY_LOG, build  # noqa: E402
 
 ray = pytest.importorskip("ray")
 
@@ -197,3 +200,94 @@ def test_cli_build_with_executor_ray(ray_instance: Any, corpus: Path, tmp_path: 
     assert a["counts"] == b["counts"] and a["drop_reasons"] == b["drop_reasons"]
     res = runner.invoke(app, [*args, "-o", str(tmp_path / "x"), "--gpus-per-worker", "1"])
     assert res.exit_code == 2 and "need --executor ray" in res.output
+
+
+# ------------------------------------------------------------------ quiet, and no pickled columns
+# These start their own Ray instance in a subprocess (as `corpusalign build` does), so that what Ray
+# prints on the terminal is what the test captures.
+
+PICKLE_FALLBACK = ("falling back to serialize as pickled", "Failed to convert column")
+CLI = "import sys; from corpusalign.cli import app; sys.argv[0] = 'corpusalign'; app()"
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), env.get("PYTHONPATH", "")]))
+    return env
+
+
+@pytest.fixture(scope="module")
+def quiet_build(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``corpusalign build --executor ray --quiet`` in a subprocess: tasks and a model stage (the tm
+    translator), verification off to be fast."""
+    root = tmp_path_factory.mktemp("ray-quiet")
+    pipeline = root / "p.yaml"
+    pipeline.write_text("src: en\ntgt: [de, ja, sw]\nbatch_size: 30\nverify:\n  enabled: false\n")
+    out = root / "out"
+    args = ["build", "-i", str(corpus), "-p", str(pipeline), "-o", str(out), "--executor", "ray", "--num-cpus", "2", "--quiet"]
+    res = subprocess.run([sys.executable, "-c", CLI, *args], capture_output=True, text=True, timeout=180, env=_env())
+    return res, out
+
+
+def test_a_quiet_ray_build_prints_nothing(quiet_build: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    res, out = quiet_build
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "" and res.stderr == "", f"stdout:\n{res.stdout}\nstderr:\n{res.stderr}"
+    assert json.loads((out / "manifest.json").read_text())["accounting"]["ok"]
+    ray_log = (out / RAY_LOG).read_text(encoding="utf-8")
+    assert "Started a local Ray instance" in ray_log, "Ray's own logging went to the run's log file"
+    assert "execution finished" in ray_log, "so did Ray Data's"
+
+
+def test_no_column_of_a_ray_build_falls_back_to_pickling(quiet_build: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    res, out = quiet_build
+    ray_log = (out / RAY_LOG).read_text(encoding="utf-8")
+    for text in (res.stdout, res.stderr, ray_log):
+        for needle in PICKLE_FALLBACK:
+            assert needle not in text
+
+
+WORKER_SCRIPT = """
+import logging, sys, time
+from pathlib import Path
+from corpusalign.execute import ExecutorOptions, Stage, make_executor
+
+def shout(x):
+    print(f"worker says {x}", flush=True)
+    logging.getLogger("ray.data").warning("a Ray Data warning in a worker")
+    return {"index": x, "blob": bytes([x]) * 3, "note": None}
+
+def read(r):
+    return r["blob"].hex() + ":" + str(r["index"])
+
+stages = [Stage("shout", fn=shout), Stage("model", factory=lambda: read)]
+with make_executor(ExecutorOptions(name="ray", num_cpus=2, log_file=Path(sys.argv[1]))) as ex:
+    print(sorted(ex.map(stages, range(3))))
+    time.sleep(3)  # Ray's log monitor forwards what workers print every few hundred ms, best effort
+"""
+
+
+def test_ray_workers_print_to_the_log_file_and_records_round_trip(tmp_path: Path) -> None:
+    log_file = tmp_path / "logs" / "ray.log"
+    res = subprocess.run(
+        [sys.executable, "-c", WORKER_SCRIPT, str(log_file)], capture_output=True, text=True, timeout=180, env=_env()
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == "" and res.stdout == "['000000:0', '010101:1', '020202:2']\n", (res.stdout, res.stderr)
+    text = log_file.read_text(encoding="utf-8")
+    assert text.startswith("--- corpusalign: Ray's log of the run started")
+    assert not any(needle in text for needle in PICKLE_FALLBACK)
+    for k in range(3):
+        assert f"worker says {k}" in text, text
+
+
+def test_units_and_stage_results_must_be_plain_values() -> None:
+    assert list(LocalExecutor().map([Stage("rec", fn=lambda x: {"i": x, "b": b"x", "s": None})], [1])) == [
+        {"i": 1, "b": b"x", "s": None}
+    ]
+    with pytest.raises(TypeError, match="stage 'bad'.*not a plain value"):
+        list(LocalExecutor().map([Stage("bad", fn=lambda x: [x])], [1]))
+    with pytest.raises(TypeError, match="a unit.*not a plain value"):
+        list(LocalExecutor().map([Stage("ok", fn=str)], [Path("x")]))
+    with pytest.raises(TypeError, match="not a plain value"):
+        check_plain({"nested": {"a": 1}}, "x")

@@ -1,13 +1,34 @@
-"""The executor interface and the local executor."""
+"""The executor interface and the local executor.
+
+The units an executor runs, and the values its stages hand each other, are **plain values**: an
+``int``, ``float``, ``str``, ``bytes``, ``bool`` or ``None``, or a record of them (a ``dict`` with
+``str`` keys, the same keys for every unit of a stage). The Ray executor stores them as Arrow
+columns without pickling; the local one checks them too, so a stage that returns anything else
+fails on both executors, not only on a cluster.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 EXECUTORS = ("local", "ray")
+SCALARS = (int, float, str, bytes, bool, type(None))
+
+
+def check_plain(value: Any, where: str) -> Any:
+    """``value`` itself if it is a plain value (see the module); a TypeError naming ``where`` if not."""
+    if isinstance(value, SCALARS):
+        return value
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, SCALARS) for k, v in value.items()):
+        return value
+    raise TypeError(
+        f"{where}: {type(value).__name__} is not a plain value (an int, float, str, bytes, bool, None, "
+        "or a dict of str to those); encode it, e.g. as JSON or Arrow IPC bytes"
+    )
 
 
 @dataclass(frozen=True)
@@ -42,7 +63,9 @@ class ExecutorOptions:
 
     ``name``: ``local`` or ``ray``. Ray only: ``address`` of an existing cluster (``auto``, or
     ``ray://host:10001``; none starts a local Ray instance), ``num_cpus`` for that local instance,
-    ``model_workers`` actors per model stage, ``gpus_per_worker`` GPUs each of those actors asks for.
+    ``model_workers`` actors per model stage, ``gpus_per_worker`` GPUs each of those actors asks for,
+    ``log_file`` where Ray's own logging goes instead of the terminal (the runner sets it to
+    ``OUTPUT/logs/ray.log``; none leaves Ray's logging as it is).
     """
 
     name: str = "local"
@@ -50,6 +73,7 @@ class ExecutorOptions:
     num_cpus: int | None = None
     model_workers: int = 1
     gpus_per_worker: float = 0.0
+    log_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.name not in EXECUTORS:
@@ -102,6 +126,7 @@ class LocalExecutor(Executor):
         for unit in units:
             if fns is None:  # nothing to do loads no model
                 fns = [s.fn if s.fn is not None else s.factory() for s in stages]  # type: ignore[misc]
-            for fn in fns:
-                unit = fn(unit)
+            check_plain(unit, "a unit")
+            for stage, fn in zip(stages, fns):
+                unit = check_plain(fn(unit), f"stage {stage.name!r}")
             yield unit
