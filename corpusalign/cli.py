@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -32,7 +31,7 @@ class _Group(TyperGroup):
     ``--quiet``, which the global one also switches on). Nothing after ``--`` is moved.
     """
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
         command = self.commands.get(args[at]) if at is not None else None
         if command is not None:

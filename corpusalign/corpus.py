@@ -98,11 +98,15 @@ class Corpus:
         counts, acct = m.get("counts", {}), m.get("accounting", {})
         targets = ", ".join(self.languages[1:])
         shards = len(m.get("shards", []))
+        from corpusalign.store.manifest import rows_not_in_input
+
+        absent = sum(rows_not_in_input(m).values()) if "languages" in m else 0
         return (
             f"<Corpus {str(self.path)!r}: {self.source_language} -> {targets}; "
             f"{counts.get('rows', 0):,} rows kept in {shards} shard{'s' if shards != 1 else ''} "
             f"({counts.get('concepts', 0):,} concepts, {counts.get('complete_concepts', 0):,} with every language); "
-            f"{acct.get('rejected_rows', 0):,} rejected, {acct.get('quarantined_rows', 0):,} quarantined>"
+            f"{acct.get('rejected_rows', 0) - absent:,} rejected, {absent:,} not in the input, "
+            f"{acct.get('quarantined_rows', 0):,} quarantined>"
         )
 
     # ------------------------------------------------------------------------------------------

@@ -319,6 +319,23 @@ def _fingerprint(cfg: BuildConfig, inputs: Sequence[Path]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
+def _row_counts(paths: Sequence[Path], outer: pl.Expr, inner: pl.Expr) -> dict[str, dict[str, int]]:
+    """``{outer value: {inner value: rows}}`` over the Parquet files ``paths``, streamed, both levels sorted."""
+    if not paths:
+        return {}
+    counts = (
+        pl.scan_parquet(list(paths))
+        .select(outer.alias("outer"), inner.alias("inner"))
+        .group_by("outer", "inner")
+        .len()
+        .collect(engine="streaming")
+    )
+    out: dict[str, dict[str, int]] = {}
+    for a, b, n in counts.sort("outer", "inner").iter_rows():
+        out.setdefault(a, {})[b] = n
+    return out
+
+
 def _batches(items: Iterator[RawItem], size: int) -> Iterator[list[RawItem]]:
     while chunk := list(itertools.islice(items, size)):
         yield chunk
@@ -706,32 +723,12 @@ class Runner:
 
     def _provenance(self, shards: list[str]) -> dict[str, dict[str, int]]:
         """Rows kept per language by ``origin:translator`` (``source:-``, ``human:tm``, ``machine:seq2seq``, ...)."""
-        provenance: dict[str, dict[str, int]] = {}
-        if shards:
-            made_by = (
-                pl.scan_parquet([self.out / rel for rel in shards])
-                .select("lang", pl.format("{}:{}", "origin", pl.col("translator").fill_null("-")).alias("by"))
-                .group_by("lang", "by")
-                .len()
-                .collect(engine="streaming")
-            )
-            for lang, by, n in made_by.sort("lang", "by").iter_rows():
-                provenance.setdefault(lang, {})[by] = n
-        return provenance
+        by = pl.format("{}:{}", "origin", pl.col("translator").fill_null("-"))
+        return _row_counts([self.out / rel for rel in shards], pl.col("lang"), by)
 
     def _drop_reasons(self, rejected: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
         """Rejected rows per drop reason and language."""
-        drop_reasons: dict[str, dict[str, int]] = {}
-        if rejected:
-            counts = (
-                pl.scan_parquet([self.out / e["path"] for e in rejected])
-                .group_by("drop_reason", "lang")
-                .len()
-                .collect(engine="streaming")
-            )
-            for reason, lang, n in counts.sort("drop_reason", "lang").iter_rows():
-                drop_reasons.setdefault(reason, {})[lang] = n
-        return drop_reasons
+        return _row_counts([self.out / e["path"] for e in rejected], pl.col("drop_reason"), pl.col("lang"))
 
     def _translation_summary(self, drop_reasons: dict[str, dict[str, int]]) -> tuple[dict[str, Any], dict[str, int]]:
         """``(translators, translation)``: each translator's origin, model and parameters, and the rows the

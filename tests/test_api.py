@@ -153,7 +153,9 @@ def test_build_returns_a_corpus_whose_rows_match_manifest_and_stats(built: corpu
     assert isinstance(lazy, pl.LazyFrame) and lazy.collect().height == kept.height
     assert built.languages == list(LANGS) and built.source_language == "en"
     text = repr(built)
-    assert f"{kept.height:,} rows kept" in text and "en -> de, ja" in text and f"{rejected.height:,} rejected" in text
+    absent = rejected.filter(pl.col("drop_reason") == "missing_target").height  # never in the input
+    assert f"{kept.height:,} rows kept" in text and "en -> de, ja" in text
+    assert f"{rejected.height - absent:,} rejected, {absent:,} not in the input" in text
     assert built.build_result is not None and not built.build_result.up_to_date
 
 

@@ -110,3 +110,10 @@ def test_python_dash_m_cli_knows_every_command(command: str) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "Usage" in run.stdout
+
+
+def test_the_command_line_imports_with_only_the_core_dependencies() -> None:
+    """typer vendors click (0.2x: typer._click), so the core install has no click: the CLI must not need it."""
+    code = "import sys; sys.modules['click'] = None; import corpusalign.cli; print('ok')"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr

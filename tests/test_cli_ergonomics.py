@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import typer
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -56,19 +57,17 @@ def test_global_flags_before_or_after_the_command(args: list[str], tmp_path) -> 
 
 
 def test_a_command_keeps_its_own_quiet_flag() -> None:
-    import click
-
     from corpusalign.cli import _Group
 
     group = get_command(app)
     assert isinstance(group, _Group)
-    ctx = click.Context(group)
+    ctx = typer.Context(group)
     # -q after build stays build's own option (it is not moved in front of the command)
     assert group.parse_args(ctx, ["build", "-q", "--dry-run"]) == ["-q", "--dry-run"] and not ctx.params["quiet"]
-    ctx = click.Context(group)
+    ctx = typer.Context(group)
     # -v after validate (which has no -v of its own) is the program's
     assert group.parse_args(ctx, ["validate", "x", "-v"]) == ["x"] and ctx.params["verbose"]
-    ctx = click.Context(group)
+    ctx = typer.Context(group)
     # nothing after -- moves
     assert group.parse_args(ctx, ["validate", "--", "-v"]) == ["--", "-v"] and not ctx.params["verbose"]
 
