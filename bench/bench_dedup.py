@@ -239,7 +239,8 @@ def run_corpusalign(input_dir: Path, out: Path) -> None:
 
     from corpusalign.config import BuildConfig
     from corpusalign.stats import StepStats
-    from corpusalign.steps.dedup import DedupSignatureStep, find_duplicates
+    from corpusalign.steps.dedup import DedupSignatureStep
+    from corpusalign.steps.duplicates import find_duplicates
     from corpusalign.store.files import write_parquet
 
     t_import = time.perf_counter()
@@ -273,7 +274,8 @@ def run_corpusalign(input_dir: Path, out: Path) -> None:
             t = time.perf_counter()
     t_signed = time.perf_counter()
     sources = pl.scan_parquet(stage / "part-*.parquet").filter(pl.col("lang") == cfg.src)
-    dups = find_duplicates(sources, cfg, dup_stats, scratch=out)  # as the runner calls it (scratch = its _work)
+    staged = sorted(stage.glob("part-*.parquet"))
+    dups = find_duplicates(staged, cfg, out / "dedup", stats=dup_stats)  # as the runner calls it, on the local executor
     t_found = time.perf_counter()
     ids = sources.select("_seq", "concept_id").collect()
     dups.join(ids, on="_seq").select(pl.col("concept_id").alias("id"), "dup_of", "dup_kind").write_parquet(out / "links.parquet")

@@ -6,11 +6,13 @@ batch (:mod:`corpusalign.steps.base`); a **shard** is an output Parquet file.
 
 A build runs in four stages, each resumable, all working files under ``OUTPUT/_work``:
 
-1. per batch: (a) read, in this process, since record ordinals run across the inputs: input
-   records -> a batch (``_work/read/part-N.parquet``), the records that cannot be read
-   quarantined; (b) on the executor: translate -> normalise -> language-ID -> dedup signatures ->
+1. (a) per input file, on the executor: its records -> rows in chunks (``_work/read/``), the
+   records that cannot be read kept for quarantine (:mod:`corpusalign.read.units`); (b) per batch,
+   on the executor: the batch's rows from those chunks (record ordinals run across the inputs),
+   its quarantine written, then translate -> normalise -> language-ID -> dedup signatures ->
    verify, staged as ``_work/stage1/part-N.parquet`` (written last);
-2. once, in this process: find duplicates over all staged batches (``_work/duplicates.parquet``);
+2. find duplicates over all staged batches, in partitioned units on the executor
+   (:mod:`corpusalign.steps.duplicates`; ``_work/duplicates.parquet``);
 3. per staged batch, on the executor: attach duplicates -> select; rejected rows to ``rejected/``,
    kept rows to hash-of-``concept_id`` buckets;
 4. per bucket, on the executor: sort, cut into shards between concepts, write ``shards/``.
@@ -31,7 +33,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import io
-import itertools
 import json
 import logging
 import shutil
@@ -51,11 +52,12 @@ from corpusalign._version import __version__
 from corpusalign.config import BuildConfig
 from corpusalign.execute import Executor, ExecutorOptions, Stage, make_executor
 from corpusalign.progress import Progress
-from corpusalign.read.formats import RawItem, list_inputs, read_all
-from corpusalign.read.records import records_to_batch
+from corpusalign.read.formats import list_inputs
+from corpusalign.read.units import ReadFileJob, assemble_batch
 from corpusalign.stats import RunStats, StepStats
 from corpusalign.steps.base import Step, check_wiring
-from corpusalign.steps.dedup import DUPLICATES_SCHEMA, DedupSignatureStep, find_duplicates
+from corpusalign.steps.dedup import DUPLICATES_SCHEMA, DedupSignatureStep
+from corpusalign.steps.duplicates import find_duplicates
 from corpusalign.steps.langid import LanguageIdStep
 from corpusalign.steps.normalise import NormaliseStep
 from corpusalign.steps.select import SelectStep
@@ -71,8 +73,9 @@ log = logging.getLogger(__name__)
 
 WORK = "_work"
 #: Version of what an unfinished build keeps in ``_work/`` (files and columns). A resume needs the
-#: same one: bump it when that changes (2: separate read stage; verify adds prefix_gain/source_gap).
-WORK_LAYOUT = 2
+#: same one: bump it when that changes (2: separate read stage; verify adds prefix_gain/source_gap;
+#: 3: inputs read per file, stage 2 in partitioned units under _work/dedup).
+WORK_LAYOUT = 3
 LOCK = ".lock"
 #: Ray's own log (its loggers, Ray Data's, what its workers print) of a build on ``--executor ray``,
 #: appended to by every run; kept after the build, since ``_work/`` is not.
@@ -121,8 +124,28 @@ class _Unit:
         return cls(int(record["index"]), batch, RunStats.from_dict(json.loads(record["stats"])))
 
 
-def _load_read_part(work: Path, i: int) -> dict[str, Any]:
-    return _Unit(i, pl.read_parquet(work / "read" / f"part-{i:06d}.parquet")).to_record()
+@dataclass(frozen=True)
+class _LoadJob:
+    """Stage 1b's first stage for batch ``i``: its rows from the files read in stage 1a; its quarantine
+    entries and read counts written beside (:func:`~corpusalign.read.units.assemble_batch`)."""
+
+    out: Path
+    counts: tuple[int, ...]
+    batch_size: int
+
+    def __call__(self, i: int) -> dict[str, Any]:
+        work = self.out / WORK
+        batch, quarantined, n = assemble_batch(work / "read", self.counts, self.batch_size, i)
+        qpath = self.out / QUARANTINE_DIR / f"part-{i:06d}.parquet"
+        if quarantined:
+            write_parquet(pa.Table.from_pylist(quarantined, schema=QUARANTINE_SCHEMA), qpath, QUARANTINE_SCHEMA)
+        else:
+            qpath.unlink(missing_ok=True)
+        run = RunStats()
+        run["read"].count("records", n)
+        run["read"].count("quarantined", len(quarantined))
+        write_json({"items": n, "stats": run.to_dict()}, work / "stats" / f"read-{i:06d}.json")
+        return _Unit(i, batch).to_record()
 
 
 def _run_steps(steps: tuple[Step, ...], record: dict[str, Any]) -> dict[str, Any]:
@@ -232,7 +255,7 @@ class Plan:
             f"  output: {self.output}",
             f"  stage 1, per batch of {self.cfg.batch_size} records:",
             *(f"    {s.describe()}" for s in self.batch_steps),
-            "  stage 2: find duplicates across all batches (ids, exact text, MinHash LSH)",
+            "  stage 2: find duplicates across all batches (ids, exact text, MinHash LSH), in hash partitions",
             "  stage 3, per batch:",
             *(f"    {s.describe()}" for s in self.select_steps),
             f"  stage 4: shards of at most {self.cfg.shards.max_rows} rows, bucketed by concept_id",
@@ -336,11 +359,6 @@ def _row_counts(paths: Sequence[Path], outer: pl.Expr, inner: pl.Expr) -> dict[s
     return out
 
 
-def _batches(items: Iterator[RawItem], size: int) -> Iterator[list[RawItem]]:
-    while chunk := list(itertools.islice(items, size)):
-        yield chunk
-
-
 def build(
     cfg: BuildConfig,
     inputs: Sequence[str | Path],
@@ -372,7 +390,7 @@ class Runner:
         self.plan = plan
         self.executor_options = executor or ExecutorOptions()
         self.cfg = plan.cfg
-        self.out = plan.output
+        self.out = plan.output.absolute()  # the units may run in other processes, in other directories
         self.work = self.out / WORK
         self.overwrite = overwrite
         self.keep_work = keep_work
@@ -407,7 +425,7 @@ class Runner:
                     for step in self.plan.batch_steps:
                         if isinstance(step, TranslateStep):
                             step.translator.close()
-                self._stage2()
+                self._stage2(executor)
                 n_buckets = self._stage3(executor, n_batches)
                 shards = self._stage4(executor, n_buckets)
             manifest = self._finish(n_batches, n_items, shards, time.perf_counter() - start)
@@ -493,7 +511,7 @@ class Runner:
             done = json.loads(done_path.read_text())
             self._load_batch_stats(done["batches"])
             return done["batches"], done["items"]
-        n_batches, n_items = self._read()
+        n_batches, n_items, counts = self._read(executor)
         stage_dir = self.work / "stage1"
         todo = [i for i in range(n_batches) if not (stage_dir / f"part-{i:06d}.parquet").exists()]
         verify = next((s for s in self.plan.batch_steps if isinstance(s, VerifyStep)), None)
@@ -504,7 +522,7 @@ class Runner:
             bar.advance(n_batches - len(todo))
             if verify is not None and executor.in_process:
                 verify.on_progress = embed_bar.advance
-            for staged in executor.map(self._score_stages(executor), todo):
+            for staged in executor.map(self._score_stages(executor, counts), todo):
                 if not executor.in_process:
                     embed_bar.advance(staged["embedded"])
                 bar.advance(1)
@@ -513,42 +531,29 @@ class Runner:
         self._load_batch_stats(n_batches)
         return n_batches, n_items
 
-    def _read(self) -> tuple[int, int]:
-        """Stage 1a: input records -> ``_work/read/part-N.parquet`` (and quarantine), in input order."""
+    def _read(self, executor: Executor) -> tuple[int, int, list[int]]:
+        """Stage 1a: every input file read into chunks under ``_work/read/`` by a unit of its own
+        (:mod:`corpusalign.read.units`); returns the batches, the records and each file's records."""
         done_path = self.work / "read.done.json"
         if done_path.exists():
             done = json.loads(done_path.read_text())
-            return done["batches"], done["items"]
-        items = read_all(self.plan.inputs, self.cfg.id_field, self.cfg.columns)
-        n_batches = n_items = 0
+            return done["batches"], done["items"], done["counts"]
+        files = self.plan.inputs
+        counts = [0] * len(files)
         with self.progress.task("read", unit="records") as bar:
-            for i, chunk in enumerate(_batches(items, self.cfg.batch_size)):
-                n_batches, n_items = i + 1, n_items + len(chunk)
-                part = self.work / "read" / f"part-{i:06d}.parquet"
-                if part.exists() or (self.work / "stage1" / f"part-{i:06d}.parquet").exists():
-                    bar.advance(len(chunk))
-                    continue
-                run = RunStats()
-                read_stats = run["read"]
-                with read_stats.timed(len(chunk)):
-                    batch, quarantined, n = records_to_batch(chunk, self.cfg, seq_start=i * self.cfg.batch_size)
-                read_stats.count("records", n)
-                read_stats.count("quarantined", len(quarantined))
-                qpath = self.out / QUARANTINE_DIR / f"part-{i:06d}.parquet"
-                if quarantined:
-                    write_parquet(pa.Table.from_pylist(quarantined, schema=QUARANTINE_SCHEMA), qpath, QUARANTINE_SCHEMA)
-                else:
-                    qpath.unlink(missing_ok=True)
-                write_json({"items": len(chunk), "stats": run.to_dict()}, self.work / "stats" / f"read-{i:06d}.json")
-                table = batch.to_arrow()
-                write_parquet(table, part, table.schema)
-                bar.advance(len(chunk))
-        write_json({"batches": n_batches, "items": n_items}, done_path)
-        return n_batches, n_items
+            job = ReadFileJob(self.work / "read", tuple(files), self.cfg, self.work / "stats", Path.cwd())
+            for doc in executor.map([Stage("read", fn=job)], range(len(files))):
+                done = json.loads(doc)
+                counts[done["file"]] = done["items"]
+                bar.advance(done["items"])
+        n_items = sum(counts)
+        n_batches = -(-n_items // self.cfg.batch_size)
+        write_json({"batches": n_batches, "items": n_items, "counts": counts}, done_path)
+        return n_batches, n_items, counts
 
-    def _score_stages(self, executor: Executor) -> list[Stage]:
+    def _score_stages(self, executor: Executor, counts: Sequence[int]) -> list[Stage]:
         """Stage 1b as a chain: load the read batch, the steps (each model step its own stage), stage it."""
-        stages = [Stage("load", fn=partial(_load_read_part, self.work))]
+        stages = [Stage("load", fn=_LoadJob(self.out, tuple(counts), self.cfg.batch_size))]
         cpu: list[Step] = []
         for step in self.plan.batch_steps:
             if not step.holds_model:
@@ -565,29 +570,22 @@ class Runner:
         return stages
 
     def _load_batch_stats(self, n_batches: int) -> None:
+        for path in sorted((self.work / "stats").glob("read-file-*.json")):
+            self.stats = self.stats.merge(RunStats.from_dict(json.loads(path.read_text())["stats"]))
         for i in range(n_batches):
             for name in (f"read-{i:06d}.json", f"stage1-{i:06d}.json"):
                 d = json.loads((self.work / "stats" / name).read_text())
                 self.stats = self.stats.merge(RunStats.from_dict(d["stats"]))
 
-    def _staged(self) -> pl.LazyFrame:
-        return pl.scan_parquet(self.work / "stage1" / "part-*.parquet")
-
     # ---------------------------------------------------------------- stage 2: duplicates
-    def _stage2(self) -> pl.DataFrame:
+    def _stage2(self, executor: Executor) -> pl.DataFrame:
         path = self.work / "duplicates.parquet"
         stats_path = self.work / "stats" / "dedup.json"
         if path.exists() and stats_path.exists():
             self.stats.steps["dedup"] = StepStats.from_dict(json.loads(stats_path.read_text()))
             return pl.read_parquet(path)
-        with self.progress.task("find duplicates", unit="steps", total=1) as bar:
-            staged_files = list((self.work / "stage1").glob("part-*.parquet"))
-            if staged_files:
-                sources = self._staged().filter(pl.col("lang") == self.cfg.src)
-                dups = find_duplicates(sources, self.cfg, self.stats["dedup"], scratch=self.work)
-            else:
-                dups = pl.DataFrame(schema=DUPLICATES_SCHEMA)
-            bar.advance(1)
+        staged = sorted((self.work / "stage1").glob("part-*.parquet"))
+        dups = find_duplicates(staged, self.cfg, self.work / "dedup", executor, self.stats["dedup"], progress=self.progress)
         write_json(self.stats["dedup"].to_dict(), stats_path)
         table = dups.to_arrow()
         write_parquet(table, path, table.schema)

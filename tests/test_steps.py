@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,8 @@ import pytest
 from corpusalign.config import BuildConfig, ConfigError, NormaliseConfig, config_from_dict, load_config
 from corpusalign.stats import StepStats
 from corpusalign.steps.base import BATCH_COLUMNS
-from corpusalign.steps.dedup import DedupSignatureStep, find_duplicates
+from corpusalign.steps.dedup import DedupSignatureStep
+from corpusalign.steps.duplicates import find_duplicates
 from corpusalign.steps.langid import LanguageIdStep
 from corpusalign.steps.normalise import NormaliseStep
 from corpusalign.steps.select import SelectStep
@@ -120,6 +123,14 @@ OTHER_LONG = (
 )
 
 
+def _find(batch: pl.DataFrame, cfg: BuildConfig, parts: int | None = None) -> pl.DataFrame:
+    """find_duplicates over ``batch`` staged as one file, as a build stages it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "part-000000.parquet"
+        batch.write_parquet(staged)
+        return find_duplicates([staged], cfg, Path(tmp) / "dedup", parts=parts)
+
+
 def _duplicates(texts: list[str], cfg: BuildConfig | None = None, ids: list[str] | None = None) -> dict[str, tuple[str, str]]:
     """{concept_id: (dup_of, dup_kind)} for source rows with ``texts`` (each concept also has a de row)."""
     cfg = cfg or BuildConfig(src="en", tgt=("de",))
@@ -130,7 +141,7 @@ def _duplicates(texts: list[str], cfg: BuildConfig | None = None, ids: list[str]
         rows.append({"_seq": i, "concept_id": cid, "lang": "de", "text": "Etwas anderes.", "origin": "human"})
     batch = DedupSignatureStep(cfg).process(make_batch(rows), StepStats())
     assert batch.filter(pl.col("lang") == "de")["dedup_key"].null_count() == len(texts), "only source rows are signed"
-    dups = find_duplicates(batch.filter(pl.col("lang") == "en").lazy(), cfg, StepStats())
+    dups = _find(batch, cfg)
     id_of = dict(zip(range(len(ids)), ids, strict=True))
     return {id_of[s]: (d, k) for s, d, k in dups.iter_rows()}
 
@@ -169,8 +180,95 @@ def test_same_id_other_text_is_duplicate_id() -> None:
     texts = ["First text.", "Second text.", "First text."]
     rows = [{"_seq": i, "concept_id": "x", "lang": "en", "text": t} for i, t in enumerate(texts)]
     batch = DedupSignatureStep(cfg).process(make_batch(rows), StepStats())
-    dups = find_duplicates(batch.lazy(), cfg)
+    dups = _find(batch, cfg)
     assert dups.rows() == [(1, "x", "duplicate_id"), (2, "x", "duplicate")]
+
+
+def _reference_duplicates(rows: pl.DataFrame, cfg: BuildConfig) -> dict[int, tuple[str, str]]:
+    """Stage 2 in plain Python over the whole corpus at once: the rule find_duplicates distributes."""
+    from corpusalign.steps.dedup import jaccard
+
+    src = rows.filter(pl.col("lang") == cfg.src).sort("_seq")
+    seq, cid, key, bands = (src[c].to_list() for c in ("_seq", "concept_id", "dedup_key", "lsh_bands"))
+    text = src.select(
+        pl.concat_str([pl.col(f).fill_null("") for f in cfg.fields], separator="\x1f")
+        .str.to_lowercase()
+        .str.replace_all(r"\s+", " ")
+    )[:, 0].to_list()
+    out: dict[int, tuple[str, str]] = {}
+
+    def groups(items: list[tuple[Any, int]]) -> dict[Any, list[int]]:
+        g: dict[Any, list[int]] = {}
+        for k, i in items:
+            g.setdefault(k, []).append(i)
+        return {k: v for k, v in g.items() if len(v) > 1}
+
+    for members in groups([(cid[i], i) for i in range(len(seq))]).values():
+        first = min(members, key=lambda i: seq[i])
+        for i in members:
+            if i != first:
+                out[seq[i]] = (cid[i], "duplicate" if key[i] is not None and key[i] == key[first] else "duplicate_id")
+    for members in groups([(key[i], i) for i in range(len(seq)) if key[i] is not None and seq[i] not in out]).values():
+        first = min(members, key=lambda i: seq[i])
+        out.update({seq[i]: (cid[first], "duplicate") for i in members if i != first})
+    left = [i for i in range(len(seq)) if bands[i] is not None and seq[i] not in out]
+    parent = {i: i for i in left}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for b in range(cfg.dedup.bands):
+        for members in groups([(bands[i][b], i) for i in left]).values():
+            first = min(members, key=lambda i: seq[i])
+            for i in members:
+                if i != first and jaccard(text[first], text[i], cfg.dedup.ngram) >= cfg.dedup.threshold:
+                    ra, rb = find(first), find(i)
+                    parent[max(ra, rb, key=lambda j: seq[j])] = min(ra, rb, key=lambda j: seq[j])
+    out.update({seq[i]: (cid[find(i)], "near_duplicate") for i in left if find(i) != i})
+    return out
+
+
+def test_find_duplicates_equals_one_pass_over_the_corpus_for_any_partitioning(tmp_path: Path) -> None:
+    """Staged in several files and run in 1, 3 or 7 partitions: the same groups and representatives
+    as the plain one-pass rule, with planted same-id, exact, chained-near and cross-file duplicates."""
+    rng = random.Random(7)
+    words = "right freedom thought conscience religion belief community others rest leisure hours pay".split()
+    cfg = load_config(None, src="en", tgt=("de",), dedup__threshold=0.6)
+    base = [" ".join(rng.choice(words) for _ in range(14)) + f" number {i}." for i in range(60)]
+    texts: list[str] = []
+    ids: list[str] = []
+    for i in range(240):
+        r = rng.random()
+        if r < 0.15 and texts:
+            t = rng.choice(texts).upper()  # an exact duplicate after casefolding
+        elif r < 0.35:
+            t = rng.choice(base).replace(rng.choice(words), rng.choice(words), 1) + "!"  # a near duplicate
+        elif r < 0.42:
+            t = "Short one."  # exact duplicates of a short text
+        else:
+            t = rng.choice(base) if rng.random() < 0.3 else " ".join(rng.choice(words) for _ in range(12)) + f" {i}."
+        texts.append(t)
+        ids.append(f"c{rng.randrange(6)}" if rng.random() < 0.05 else f"k{i}")
+    rows = []
+    for i, (cid, t) in enumerate(zip(ids, texts, strict=True)):
+        rows.append({"_seq": i, "concept_id": cid, "lang": "en", "text": t})
+        rows.append({"_seq": i, "concept_id": cid, "lang": "de", "text": "Etwas.", "origin": "human"})
+    signed = DedupSignatureStep(cfg).process(make_batch(rows), StepStats())
+    staged = []
+    for k, lo in enumerate(range(0, signed.height, 90)):
+        staged.append(tmp_path / f"part-{k:06d}.parquet")
+        signed.slice(lo, 90).write_parquet(staged[-1])
+    want = _reference_duplicates(signed, cfg)
+    assert {k for _, k in want.values()} == {"duplicate", "duplicate_id", "near_duplicate"}, "every kind is planted"
+    for parts in (1, 3, 7):
+        stats = StepStats()
+        got = find_duplicates(staged, cfg, tmp_path / "dedup", parts=parts, stats=stats)
+        assert {s: (d, k) for s, d, k in got.iter_rows()} == want, parts
+        assert got["_seq"].is_sorted()
+        assert stats.rows == 240 and stats.counters["near_duplicate"] == sum(k == "near_duplicate" for _, k in want.values())
+        assert not (tmp_path / "dedup").exists(), "the partition files are removed"
 
 
 def test_dedup_can_be_switched_off() -> None:

@@ -101,6 +101,11 @@ class Executor(ABC):
     #: True when stages run in the calling process (so they may report progress through callbacks).
     in_process: bool = False
 
+    @property
+    def parallelism(self) -> int:
+        """How many units can run at once (CPUs of the cluster; 1 in this process)."""
+        return 1
+
     @abstractmethod
     def map(self, stages: Sequence[Stage], units: Iterable[Any]) -> Iterator[Any]:
         """Each unit through every stage in turn; yields the last stage's results, in any order."""

@@ -235,6 +235,12 @@ class RayExecutor(Executor):
         if self._log is not None:
             self._log.write(f"--- Ray's own session logs (every process, per node): {_session_logs(ray)} ---")
 
+    @property
+    def parallelism(self) -> int:
+        import ray
+
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
     def map(self, stages: Sequence[Stage], units: Iterable[Any]) -> Iterator[Any]:
         import ray.data
 

@@ -99,22 +99,24 @@ def records_to_batch(
 ) -> tuple[pl.DataFrame, list[dict[str, Any]], int]:
     """Rows for the records of ``items`` and quarantine entries for the rest.
 
-    Returns ``(batch, quarantined, n_items)``; ``_seq`` numbers the input items from ``seq_start``.
+    Returns ``(batch, quarantined, n_items)``; ``_seq`` numbers the input items from ``seq_start``
+    (a quarantine entry has its item's ``_seq`` too).
     """
     cols: dict[str, list[Any]] = {c: [] for c in BATCH_COLUMNS}
     quarantined: list[dict[str, Any]] = []
     seq = seq_start
     for item in items:
         if item.record is None:
-            quarantined.append({"source_file": item.source_file, "source_line": item.line, "error": item.error, "raw": item.raw})
+            quarantined.append(
+                {"source_file": item.source_file, "source_line": item.line, "error": item.error, "raw": item.raw, "_seq": seq}
+            )
             seq += 1
             continue
         try:
             concept_id, per_lang = extract(item.record, cfg)
         except RecordError as exc:
-            quarantined.append(
-                {"source_file": item.source_file, "source_line": item.line, "error": str(exc), "raw": _raw(item.record)}
-            )
+            where = {"source_file": item.source_file, "source_line": item.line}
+            quarantined.append({**where, "error": str(exc), "raw": _raw(item.record), "_seq": seq})
             seq += 1
             continue
         for lang in cfg.langs:
