@@ -182,14 +182,12 @@ class _Jobs:
     def near(self, p: int) -> str:
         schema = pl.Schema({"_seq": pl.UInt64, "band": pl.UInt8, "k": pl.UInt64})
         rows = _scan(self.root / "bands" / f"p{p:04d}", schema).join(self._done("same_id", "exact"), on="_seq", how="anti")
-        groups = _first_of_groups(rows, ["band", "k"])
-        pairs = (
-            rows.join(groups, on=["band", "k"])
-            .filter(pl.col("_seq") != pl.col("_rep"))
-            .select("_rep", "_seq")
-            .unique()
-            .collect(engine="streaming")
-        )
+        found = []
+        for b in range(self.cfg.dedup.bands):  # one band's keys in memory at a time: 1/bands of the partition
+            keyed = rows.filter(pl.col("band") == b)
+            groups = _first_of_groups(keyed, ["k"])
+            found.append(keyed.join(groups, on="k").filter(pl.col("_seq") != pl.col("_rep")).select("_rep", "_seq"))
+        pairs = pl.concat(found).unique().collect(engine="streaming")
         self._put(pairs, "_rep", "pairs-by-rep", f"n{p:04d}")
         return json.dumps({"pairs": pairs.height})
 
