@@ -22,14 +22,21 @@ NO_VERIFY = Path(__file__).resolve().parent / "pipelines" / "no-verify.yaml"
 def stage_of(out: Path) -> str:
     work = out / "_work"
     if (out / "manifest.json").exists():
-        return "finish"
+        return "finish, report"
     if (work / "shards").exists():
         return "4 shards"
     if (work / "buckets.json").exists():
         return "3 select+bucket"
+    dedup = work / "dedup"
     if (work / "stage1.done.json").exists():
-        return "2 find duplicates"
-    return "1 read..signatures"
+        steps = (("pairs-by-seq", "2e attach+confirm"), ("pairs-by-rep", "2d near pairs"), ("found", "2b-c same id, exact"))
+        for sub, name in steps:
+            if (dedup / sub).exists():
+                return name
+        return "2a dedup map"
+    if (work / "read.done.json").exists():
+        return "1b load..signatures"
+    return "1a read"
 
 
 def main() -> None:

@@ -52,9 +52,9 @@ from corpusalign.steps.dedup import DUPLICATES_SCHEMA, dedup_text_expr, jaccard
 from corpusalign.store.files import write_parquet
 
 #: Source rows per partition of a reduce (its hash tables stay at a few hundred MiB).
-ROWS_PER_PARTITION = 1_000_000
+ROWS_PER_PARTITION = 500_000
 #: Source rows per map unit at most (a unit reads whole staged batches).
-ROWS_PER_MAP_UNIT = 250_000
+ROWS_PER_MAP_UNIT = 100_000
 _PAIRS = pl.Schema({"_rep": pl.UInt64, "_seq": pl.UInt64})
 _KEYED = pl.Schema({"_seq": pl.UInt64, "concept_id": pl.String, "dedup_key": pl.UInt64})
 

@@ -1,0 +1,143 @@
+"""Driver and worker memory, and time, of a build at 1M and 10M concepts, on the local and Ray executors.
+
+For each size, a synthetic en/de/ja corpus of ``bench/make_corpus.py`` (one concept = three rows,
+3% exact and 2% near duplicates planted) split into ``--files`` JSONL files, built with the
+non-model pipeline (``bench/pipelines/no-verify.yaml``: everything but embedding verification),
+report included, ``--quiet``. While the build runs, every 100 ms: the RSS of the build process
+(the driver) and of each of its descendant processes (Ray's workers, raylet and object store; none
+on the local executor), from ``/proc``. Results go to ``bench/results/scale.json``::
+
+    python bench/bench_scale.py --concepts 1000000 10000000 --executors local ray
+
+The targets (issue #19): the driver's peak at 10M <= 1.3x its peak at 1M; time linear within 10%
+(time at 10M / time at 1M between 9 and 11).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+WORK = BENCH / "_work" / "scale"
+NO_VERIFY = BENCH / "pipelines" / "no-verify.yaml"
+
+
+def make_inputs(concepts: int, files: int) -> Path:
+    """``files`` JSONL files holding the corpus of ``concepts`` records, in order (made once, then kept)."""
+    folder = WORK / f"corpus-{concepts}"
+    done = WORK / f"corpus-{concepts}.done.json"  # not in the folder: every .json file there is an input
+    if done.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    whole = WORK / f"corpus-{concepts}.jsonl"
+    make = [sys.executable, str(BENCH / "make_corpus.py"), "--rows", str(3 * concepts), "--seed", "0", "-o", str(whole)]
+    subprocess.run(make, check=True)
+    per = -(-concepts // files)
+    with open(whole, "rb") as src:
+        for k in range(files):
+            with open(folder / f"part-{k:03d}.jsonl", "wb") as dst:
+                for _ in range(per):
+                    line = src.readline()
+                    if not line:
+                        break
+                    dst.write(line)
+    whole.unlink()
+    done.write_text(json.dumps({"concepts": concepts, "files": files}))
+    return folder
+
+
+def _rss(proc: psutil.Process) -> int:
+    try:
+        return proc.memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+def run_build(inputs: Path, out: Path, executor: str, num_cpus: int) -> dict[str, object]:
+    cmd = [str(Path(sys.executable).parent / "corpusalign"), "build", "--src", "en", "--tgt", "de,ja", "-p", str(NO_VERIFY)]
+    cmd += ["-i", str(inputs), "-o", str(out), "--quiet", "--overwrite"]
+    if executor == "ray":
+        cmd += ["--executor", "ray", "--num-cpus", str(num_cpus)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    driver = psutil.Process(proc.pid)
+    peak_driver = peak_worker = peak_total = 0
+    worker_name = ""
+    while proc.poll() is None:
+        d = _rss(driver)
+        peak_driver = max(peak_driver, d)
+        total = d
+        try:
+            kids = driver.children(recursive=True)
+        except psutil.Error:
+            kids = []
+        for k in kids:
+            r = _rss(k)
+            total += r
+            if r > peak_worker:
+                peak_worker = r
+                try:
+                    worker_name = " ".join(k.cmdline())[:60].strip()
+                except psutil.Error:
+                    pass
+        peak_total = max(peak_total, total)
+        time.sleep(0.1)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"build failed ({proc.returncode}): {' '.join(cmd)}")
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {
+        "executor": executor,
+        "wall_s": round(wall, 1),
+        "driver_peak_mib": round(peak_driver / 2**20),
+        "largest_child_peak_mib": round(peak_worker / 2**20),
+        "largest_child": worker_name,
+        "all_processes_peak_mib": round(peak_total / 2**20),
+        "rows_kept": manifest["counts"]["rows"],
+        "accounting_ok": manifest["accounting"]["ok"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--concepts", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--executors", nargs="+", default=["local", "ray"], choices=["local", "ray"])
+    ap.add_argument("--files", type=int, default=10, help="input files per corpus (Ray reads them in parallel)")
+    ap.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance")
+    ap.add_argument("--keep", action="store_true", help="keep the built corpora")
+    ap.add_argument("-o", "--results", type=Path, default=BENCH / "results" / "scale.json")
+    args = ap.parse_args()
+    results = json.loads(args.results.read_text()) if args.results.exists() else []
+    for concepts in args.concepts:
+        inputs = make_inputs(concepts, args.files)
+        for executor in args.executors:
+            out = WORK / f"build-{concepts}-{executor}"
+            r = {"concepts": concepts, "rows": 3 * concepts, "files": args.files}
+            r |= run_build(inputs, out, executor, args.num_cpus)
+            r["load_avg_1m"] = round(psutil.getloadavg()[0], 2)
+            print(json.dumps(r), flush=True)
+            results = [x for x in results if (x["concepts"], x["executor"]) != (concepts, executor)] + [r]
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            args.results.write_text(json.dumps(results, indent=2) + "\n")
+            if not args.keep:
+                subprocess.run(["rm", "-rf", str(out)], check=True)
+    by = {(r["concepts"], r["executor"]): r for r in results}
+    for executor in args.executors:
+        small, big = (by.get((c, executor)) for c in (1_000_000, 10_000_000))
+        if small and big:
+            print(
+                f"{executor}: driver peak {big['driver_peak_mib']} / {small['driver_peak_mib']} MiB = "
+                f"{big['driver_peak_mib'] / small['driver_peak_mib']:.2f}x (target <= 1.3x); "
+                f"time {big['wall_s']} / {small['wall_s']} s = {big['wall_s'] / small['wall_s']:.2f}x (target 9-11x)"
+            )
+
+
+if __name__ == "__main__":
+    main()
