@@ -691,10 +691,16 @@ def train(
             help="Causal LM: hub id in the local cache, local directory, .gguf file, or smollm2 (bundled). \\[default: smollm2]"
         ),
     ] = None,
-    objective: Annotated[str | None, typer.Option(help="sft | dpo | orpo. \\[default: sft]")] = None,
+    objective: Annotated[
+        str | None, typer.Option(help="sft | dpo | orpo | dco (cross-lingual consistency; aligned batches). \\[default: sft]")
+    ] = None,
     langs: Annotated[str | None, typer.Option(help="Languages, comma-separated. \\[default: the corpus's]")] = None,
     sampler: Annotated[
-        str | None, typer.Option(help="aligned | random | homogeneous (the last two: ablation baselines). \\[default: aligned]")
+        str | None,
+        typer.Option(
+            help="aligned | no-anchor (aligned, without the anchor language) | random | homogeneous (ablation baselines). "
+            "\\[default: aligned]"
+        ),
     ] = None,
     concepts_per_batch: Annotated[
         int | None, typer.Option("--concepts-per-batch", "-k", help="Concepts per batch. \\[default: 4]")
@@ -713,7 +719,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint in --output.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
-    """Fine-tune a causal LM on a corpus with concept-aligned batches (SFT, DPO or ORPO).
+    """Fine-tune a causal LM on a corpus with concept-aligned batches (SFT, DPO, ORPO or DCO).
 
     Trains on the corpus's train split (held-out concepts are never seen). Under
     `accelerate launch` or `torchrun` it runs data-parallel with whole concepts per rank.

@@ -8,6 +8,7 @@ tiny Llama (byte-level BPE + ChatML template, random weights, built in-process) 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,14 @@ def test_fields_task_reads_prompt_and_response(tmp_path: Path, tatoeba_rows: lis
 # ------------------------------------------------------------------------------------ objectives
 @pytest.mark.parametrize(
     ("objective", "extra"),
-    [("sft", {}), ("sft", {"consistency": "kl"}), ("sft", {"consistency": "contrastive"}), ("dpo", {}), ("orpo", {})],
+    [
+        ("sft", {}),
+        ("sft", {"consistency": "kl"}),
+        ("sft", {"consistency": "contrastive"}),
+        ("dpo", {}),
+        ("orpo", {}),
+        ("dco", {}),
+    ],
 )
 def test_updates_change_the_weights_and_lower_the_loss_on_a_repeated_batch(
     corpus: Path, model_dir: Path, objective: str, extra: dict[str, Any]
@@ -127,11 +135,11 @@ def test_updates_change_the_weights_and_lower_the_loss_on_a_repeated_batch(
     examples = Examples(ds, objective=objective)
     model = load_causal_lm(model_dir)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    collate = Collator(load_tokenizer(model_dir), langs=ds.langs, preference=objective != "sft")
+    collate = Collator(load_tokenizer(model_dir), langs=ds.langs, preference=objective != "sft", anchor=ds.anchor)
     indices = list(range(6))  # two concepts x three languages
     batch = collate(examples.__getitems__(indices))
     ref = None
-    if objective == "dpo":
+    if objective in ("dpo", "dco"):
         ref = PrecomputedReference.compute(model, examples, collate, torch.arange(len(ds)).numpy(), torch.device("cpu"), 12)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
@@ -145,12 +153,15 @@ def test_updates_change_the_weights_and_lower_the_loss_on_a_repeated_batch(
     assert losses[-1] < losses[0]
     if objective == "dpo":
         assert losses[0] == pytest.approx(0.6931, abs=1e-3)  # policy == reference at the start: log 2
+    if objective == "dco":
+        assert _stats["dco_pairs"] == 2 * 6, "every ordered pair of the three languages of each concept"
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     assert changed
 
 
 @pytest.mark.parametrize(
-    ("objective", "reference"), [("sft", "precompute"), ("dpo", "precompute"), ("dpo", "model"), ("orpo", "precompute")]
+    ("objective", "reference"),
+    [("sft", "precompute"), ("dpo", "precompute"), ("dpo", "model"), ("orpo", "precompute"), ("dco", "precompute")],
 )
 def test_train_runs_and_writes_a_hugging_face_checkpoint(
     corpus: Path, model_dir: Path, tmp_path: Path, objective: str, reference: str
@@ -164,7 +175,7 @@ def test_train_runs_and_writes_a_hugging_face_checkpoint(
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2, 3, 4]
     assert set(log[0]["loss_by_lang"]) == set(LANGS) and log[0]["tokens_per_s"] > 0
-    assert (tmp_path / "run" / "reference_logps.pt").is_file() == (objective == "dpo" and reference == "precompute")
+    assert (tmp_path / "run" / "reference_logps.pt").is_file() == (objective in ("dpo", "dco") and reference == "precompute")
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert summary["steps"] == 4 and summary["rows"] == 4 * 6
 
@@ -179,13 +190,17 @@ def test_training_never_sees_held_out_concepts(corpus: Path, model_dir: Path) ->
     assert seen and not seen & held
 
 
-@pytest.mark.parametrize("sampler", ["aligned", "random", "homogeneous"])
+@pytest.mark.parametrize("sampler", ["aligned", "no-anchor", "random", "homogeneous"])
 def test_samplers_give_the_same_rows_per_batch(corpus: Path, model_dir: Path, sampler: str) -> None:
     cfg = _cfg(model_dir, sampler=sampler, concepts_per_batch=3)
     ds = ShardDataset(corpus, split="train", eval_fraction=cfg.eval_fraction)
     batches = list(make_sampler(cfg, ds))
-    assert batches and {len(b) for b in batches} == {9}
     langs_per_batch = [{int(ds.row_lang[i]) for i in b} for b in batches]
+    if sampler == "no-anchor":  # aligned, without English: three concepts in two languages
+        assert batches and {len(b) for b in batches} == {6}
+        assert all(s == {ds.langs.index("de"), ds.langs.index("ja")} for s in langs_per_batch)
+        return
+    assert batches and {len(b) for b in batches} == {9}
     if sampler == "homogeneous":
         assert all(len(s) == 1 for s in langs_per_batch)
     if sampler == "aligned":
@@ -303,6 +318,10 @@ def test_train_config_rejects_bad_values() -> None:
         load_train_config(concept_per_batch=2)
     with pytest.raises(ConfigError, match="to_anchor_prompt"):
         TrainConfig(to_anchor_prompt="no placeholder")
+    with pytest.raises(ConfigError, match="needs sampler aligned or no-anchor"):
+        TrainConfig(objective="dco", sampler="random")
+    with pytest.raises(ConfigError, match="dco_anchor_ratio"):
+        TrainConfig(objective="dco", dco_anchor_ratio=0)
 
 
 def test_parameter_files_in_pipelines_load() -> None:
@@ -339,6 +358,43 @@ def test_cli_train_then_eval(corpus: Path, model_dir: Path, tmp_path: Path) -> N
     assert res.exit_code == 0, res.output
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["eval_fraction"] == 0.1 and result["split"] == "eval" and "gap" in res.output
+
+
+@pytest.fixture(scope="module")
+def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled sample (CLDR names, Tatoeba, UDHR; en/de/ja/sw) built as the README's first command
+    builds it, verification off to keep the test fast."""
+    from importlib.resources import files
+
+    sample = sorted(Path(str(files("corpusalign") / "data" / "sample")).glob("*.jsonl"))
+    cfg = load_config(src="en", tgt=("de", "ja", "sw"), verify__enabled=False)
+    return Path(build(cfg, sample, tmp_path_factory.mktemp("sample") / "corpus", progress=False).output)
+
+
+@pytest.mark.parametrize(
+    ("args", "langs"),
+    [
+        (["--objective", "dco"], {"en", "de", "ja", "sw"}),
+        (["--objective", "dco", "--sampler", "no-anchor"], {"de", "ja", "sw"}),
+        (["--sampler", "no-anchor"], {"de", "ja", "sw"}),
+        (["--langs", "en"], {"en"}),  # the anchor-only baseline
+    ],
+)
+def test_cli_trains_dco_and_the_anchor_ablations_on_the_bundled_sample(
+    sample_corpus: Path, model_dir: Path, tmp_path: Path, args: list[str], langs: set[str]
+) -> None:
+    out = tmp_path / "run"
+    params = tmp_path / "train.yaml"
+    params.write_text("log_every: 1\n")
+    cmd = ["train", "--shards", str(sample_corpus), "-o", str(out), "--model", str(model_dir), "-k", "2", "--steps", "2"]
+    res = CliRunner().invoke(app, [*cmd, "--device", "cpu", "-p", str(params), *args])
+    assert res.exit_code == 0, res.output
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and all(math.isfinite(e["loss"]) for e in log)
+    assert set().union(*(e["loss_by_lang"] for e in log)) <= langs
+    if "dco" in args:
+        assert all(e["dco_pairs"] > 0 for e in log), "aligned batches give DCO its pairs of language versions"
+        assert (out / "reference_logps.pt").is_file()
 
 
 def test_cli_reports_problems_without_a_traceback(corpus: Path, tmp_path: Path) -> None:

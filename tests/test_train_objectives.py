@@ -19,6 +19,7 @@ from corpusalign.training.objectives import (
     IGNORE_INDEX,
     consistency_contrastive,
     consistency_kl,
+    dco_loss,
     dpo_loss,
     mean_pool,
     orpo_loss,
@@ -242,6 +243,76 @@ def test_dpo_policy_equal_reference_is_log2_and_grads() -> None:
     loss.sum().backward()
     assert torch.isfinite(loss).all()
     _assert_finite_grad(big)
+
+
+# --------------------------------------------------------------------------- DCO
+
+
+def _ref_dco(pc, pr, rc, rr, group, anchor, valid, beta: float, ratio: float) -> tuple[float, list[float], int]:
+    """Liu et al. 2026, Eq. 10, pair by pair in Python floats: |beta*Delta_i - gamma_ij * o_j|."""
+    terms: list[float] = []
+    rows: list[list[float]] = [[] for _ in pc]
+    for i in range(len(pc)):
+        for j in range(len(pc)):
+            if i == j or group[i] != group[j] or not (valid[i] and valid[j]):
+                continue
+            gamma = beta * (ratio if anchor[j] else 1.0) / (ratio if anchor[i] else 1.0)
+            d_i = beta * ((pc[i] - rc[i]) - (pr[i] - rr[i]))
+            o_j = rc[j] - rr[j]
+            terms.append(abs(d_i - gamma * o_j))
+            rows[i].append(terms[-1])
+    per_row = [sum(r) / len(r) if r else math.nan for r in rows]
+    return (sum(terms) / len(terms) if terms else 0.0), per_row, len(terms)
+
+
+@pytest.mark.parametrize("beta,ratio", [(0.1, 1.0), (0.5, 1.0), (0.1, 3.0), (1.0, 0.25)])
+def test_dco_loss_matches_the_pairwise_formula_float64(beta: float, ratio: float) -> None:
+    g = _gen(11)
+    pc, pr, rc, rr = (torch.randn(9, generator=g, dtype=torch.float64) * 15 - 40 for _ in range(4))
+    group = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 3])  # concept 2: one language only, in no pair
+    anchor = torch.tensor([True, False, False, True, False, True, False, False, True])
+    valid = torch.tensor([True, True, True, True, True, True, True, False, True])  # row 7: no answer tokens
+    loss, per_row, pairs = dco_loss(pc, pr, rc, rr, group, beta=beta, is_anchor=anchor, anchor_ratio=ratio, valid=valid)
+    want, want_rows, want_pairs = _ref_dco(
+        pc.tolist(), pr.tolist(), rc.tolist(), rr.tolist(), group.tolist(), anchor.tolist(), valid.tolist(), beta, ratio
+    )
+    assert loss.dtype == torch.float64 and int(pairs) == want_pairs == 6 + 2 + 2
+    assert math.isclose(loss.item(), want, rel_tol=1e-12)
+    for got, ref in zip(per_row.tolist(), want_rows, strict=True):
+        assert (math.isnan(got) and math.isnan(ref)) or math.isclose(got, ref, rel_tol=1e-12)
+    # which answer is "chosen" does not matter (the paper's loss is symmetric in y_w, y_l)
+    swapped, _, _ = dco_loss(pr, pc, rr, rc, group, beta=beta, is_anchor=anchor, anchor_ratio=ratio, valid=valid)
+    assert math.isclose(swapped.item(), loss.item(), rel_tol=1e-12)
+
+
+def test_dco_is_zero_at_the_product_of_experts_and_pulls_towards_it() -> None:
+    """Two languages: the minimiser's margin is ref margin_i + (gamma/beta) * ref margin_j (Eq. 9)."""
+    beta = 0.2
+    rc, rr = torch.tensor([-10.0, -30.0], dtype=torch.float64), torch.tensor([-12.0, -25.0], dtype=torch.float64)
+    o = rc - rr  # en prefers y_w by 2 nats, ja prefers y_l by 5
+    target = o + o.flip(0)  # each language's margin plus the other's
+    pr = rr.clone()
+    pc = (rc + (target - o)).requires_grad_(True)  # policy margin = target
+    group = torch.tensor([0, 0])
+    loss, _, _ = dco_loss(pc, pr, rc, rr, group, beta=beta)
+    assert loss.item() == pytest.approx(0.0, abs=1e-12)
+    assert ((pc - pr) > 0).tolist() == [False, False], "both languages now rank the answers alike"
+    start = rc.clone().requires_grad_(True)  # policy == reference: inconsistent rankings, positive loss
+    loss, _, _ = dco_loss(start, rr, rc, rr, group, beta=beta)
+    loss.backward()
+    assert loss.item() > 0
+    _assert_finite_grad(start)
+    assert start.grad[0] > 0 and start.grad[1] < 0, "en's y_w goes down (ja prefers y_l), ja's goes up"
+
+
+def test_dco_without_pairs_is_zero_with_the_graph_kept() -> None:
+    x = torch.randn(3, requires_grad=True)
+    loss, per_row, pairs = dco_loss(x, x * 0.5, x.detach(), x.detach(), torch.tensor([0, 1, 2]))
+    assert loss.item() == 0.0 and int(pairs) == 0 and torch.isnan(per_row).all()
+    loss.backward()
+    assert x.grad is not None
+    with pytest.raises(ValueError):
+        dco_loss(x, x, x, x, torch.tensor([0, 0, 0]), anchor_ratio=0.0)
 
 
 def test_dpo_rejects_bad_label_smoothing() -> None:

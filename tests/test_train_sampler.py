@@ -250,6 +250,26 @@ def test_anchor_always_requested_and_absent_anchor_tolerated(corpus: Path) -> No
     assert len(list(s)) == len(s) > 0
 
 
+def test_no_anchor_batches_hold_whole_concepts_without_the_anchor(ds: ShardDataset) -> None:
+    """The anchor ablation: the aligned sampler's concepts, each in every other language, never English."""
+    s = AlignedBatchSampler(ds, 3, with_anchor=False, seed=1)
+    assert s.langs == ("de", "ja")
+    with_en = AlignedBatchSampler(ds, 3, seed=1)
+    assert set(s.concepts) >= set(with_en.concepts), "a concept need not have English to be drawn"
+    batches = list(s)
+    assert len(batches) == len(s) > 0
+    for batch in batches:
+        rows = ds.__getitems__(batch)
+        assert {r["lang"] for r in rows} <= {"de", "ja"}
+        by_concept = Counter(r["concept_id"] for r in rows)
+        assert len(by_concept) == 3 and set(by_concept.values()) == {2}, "three whole concepts, two languages each"
+    assert AlignedBatchSampler(ds, 3, langs=["de"], with_anchor=False).langs == ("de",)
+    with pytest.raises(ValueError, match="no language is left"):
+        AlignedBatchSampler(ds, 3, langs=["en"], with_anchor=False)
+    with pytest.raises(ValueError, match="needs an anchor"):
+        AlignedBatchSampler(ShardDataset(ds.root, langs=["de", "ja"]), 3, with_anchor=False)
+
+
 def test_works_as_a_dataloader_batch_sampler(ds: ShardDataset) -> None:
     from torch.utils.data import DataLoader
 

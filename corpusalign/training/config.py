@@ -18,15 +18,15 @@ from typing import Any, Literal
 
 from corpusalign.config import ConfigError, _build, _check_lang, _to_plain, read_parameter_file
 
-Objective = Literal["sft", "dpo", "orpo"]
+Objective = Literal["sft", "dpo", "orpo", "dco"]
 SamplerKind = Literal["aligned", "random", "homogeneous"]
 TaskKind = Literal["auto", "fields", "to_anchor"]
 Consistency = Literal["none", "kl", "contrastive"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Reference = Literal["model", "precompute"]
 
-OBJECTIVES = ("sft", "dpo", "orpo")
-SAMPLERS = ("aligned", "random", "homogeneous")
+OBJECTIVES = ("sft", "dpo", "orpo", "dco")
+SAMPLERS = ("aligned", "no-anchor", "random", "homogeneous")
 TASKS = ("auto", "fields", "to_anchor")
 CONSISTENCY = ("none", "kl", "contrastive")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -66,9 +66,9 @@ class TrainConfig:
     """Everything a training run depends on (besides the corpus and the model weights)."""
 
     model: str = "smollm2"  # hub id, local directory, a .gguf file, or "smollm2" (bundled, offline)
-    objective: str = "sft"  # sft | dpo | orpo
+    objective: str = "sft"  # sft | dpo | orpo | dco
     langs: tuple[str, ...] = ()  # default: every language of the corpus
-    sampler: str = "aligned"  # aligned | random | homogeneous (the last two are ablation baselines)
+    sampler: str = "aligned"  # aligned | no-anchor | random | homogeneous (the last three are ablations)
     concepts_per_batch: int = 4  # K; random/homogeneous batches get the same number of rows
     missing: str = "skip_concept"  # skip_concept | partial (concepts lacking a language)
     task: str = "auto"  # auto | fields (prompt/response, prompt/chosen/rejected) | to_anchor (text)
@@ -83,9 +83,10 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     precision: str = "auto"  # auto = bf16 on a GPU that has it, fp32 on CPU
     seed: int = 0
-    beta: float = 0.1  # DPO temperature
+    beta: float = 0.1  # DPO temperature; DCO's KL coefficient (gamma = beta between two non-anchor languages)
+    dco_anchor_ratio: float = 1.0  # DCO direction: others learn from the anchor with gamma = beta * r, it from them with beta / r
     label_smoothing: float = 0.0  # DPO (conservative DPO); 0 = the original loss
-    reference: str = "precompute"  # DPO reference log-probs: precompute once, or a frozen model copy
+    reference: str = "precompute"  # DPO/DCO reference log-probs: precompute once, or a frozen model copy
     orpo_lambda: float = 0.1
     consistency: str = "none"  # none | kl | contrastive (cross-lingual consistency term, off by default)
     consistency_weight: float = 0.1
@@ -123,6 +124,13 @@ class TrainConfig:
             raise ConfigError("label_smoothing must be in [0, 0.5)")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ConfigError("eval_fraction must be in [0, 1)")
+        if self.dco_anchor_ratio <= 0:
+            raise ConfigError("dco_anchor_ratio must be > 0")
+        if self.objective == "dco" and self.sampler not in ("aligned", "no-anchor"):
+            raise ConfigError(
+                f"objective dco compares the language versions of a concept inside one batch: it needs sampler aligned or "
+                f"no-anchor, not {self.sampler!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)

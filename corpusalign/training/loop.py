@@ -1,4 +1,4 @@
-"""The training loop: corpusalign shards -> aligned batches -> SFT / DPO / ORPO updates of a causal LM.
+"""The training loop: corpusalign shards -> aligned batches -> SFT / DPO / ORPO / DCO updates of a causal LM.
 
 One process or many: the loop runs under ``accelerate launch`` or ``torchrun`` unchanged (DDP, or
 FSDP/DeepSpeed as configured with ``accelerate config``). The batch sampler is rank-aware itself
@@ -11,7 +11,7 @@ chosen and the rejected sequences of a batch into one pass), the objective, the 
 cross-lingual consistency term, backward (gradient sync only on the last micro-batch), clipping,
 AdamW, and a linear warmup/decay schedule.
 
-DPO needs the reference policy's log-probabilities: ``reference=precompute`` (default) computes them
+DPO and DCO need the reference policy's log-probabilities: ``reference=precompute`` (default) computes them
 once for every training row with the starting model before the first step and keeps two floats per
 row (saved in the output directory, so a resumed run uses the same ones); ``reference=model`` keeps a
 frozen copy of the starting model (with LoRA: the base model with the adapter switched off, no copy).
@@ -22,7 +22,7 @@ Output directory::
                              optimizer.pt, scheduler.pt, rng.pt, trainer_state.json
     OUT/train_log.jsonl      one line per logged step: loss, loss per language, tokens/s, lr, memory
     OUT/train_summary.json   the run's summary (also printed)
-    OUT/reference_logps.pt   DPO with reference=precompute
+    OUT/reference_logps.pt   DPO or DCO with reference=precompute
 
 Resuming (``resume=True``: the newest checkpoint in OUT) restores weights, optimizer, schedule, RNG
 states and the position in the sampler's epoch, so an interrupted run continues exactly as the
@@ -91,19 +91,20 @@ class TrainResult:
 
 # --------------------------------------------------------------------------------------- helpers
 def make_sampler(cfg: TrainConfig, ds: ShardDataset, *, num_replicas: int = 1, rank: int = 0) -> Any:
-    """The configured batch sampler: aligned, or an ablation baseline with the same rows per batch."""
+    """The configured batch sampler: aligned, aligned without the anchor language (``no-anchor``), or an
+    ablation baseline with the same rows per batch."""
     from corpusalign.training.sampler import AlignedBatchSampler, LanguageHomogeneousBatchSampler, RandomRowBatchSampler
 
     common = dict(
         langs=list(cfg.langs) or None, missing=cfg.missing, seed=cfg.seed, num_replicas=num_replicas, rank=rank, drop_last=True
     )
-    aligned = AlignedBatchSampler(ds, cfg.concepts_per_batch, **common)
+    aligned = AlignedBatchSampler(ds, cfg.concepts_per_batch, with_anchor=cfg.sampler != "no-anchor", **common)
     if len(aligned) == 0:
         raise ValueError(
             f"no full batch: {len(aligned.concepts)} eligible training concepts for {cfg.concepts_per_batch} concepts per batch "
             f"on {num_replicas} process(es); lower --concepts-per-batch or use a larger corpus"
         )
-    if cfg.sampler == "aligned":
+    if cfg.sampler in ("aligned", "no-anchor"):
         return aligned
     rows = cfg.concepts_per_batch * len(aligned.langs)
     cls = RandomRowBatchSampler if cfg.sampler == "random" else LanguageHomogeneousBatchSampler
@@ -172,7 +173,7 @@ def _set_rng_state(torch: Any, state: dict[str, Any]) -> None:
 def batch_loss(model: Any, batch: dict[str, Any], cfg: TrainConfig, ref: Any = None) -> tuple[Any, Any, dict[str, float]]:
     """One forward pass: (scalar loss, per-row loss [B] detached, extra statistics).
 
-    ``ref(batch) -> (ref_chosen_logps, ref_rejected_logps)`` for DPO.
+    ``ref(batch) -> (ref_chosen_logps, ref_rejected_logps)`` for DPO and DCO.
     """
     import torch
 
@@ -188,7 +189,21 @@ def batch_loss(model: Any, batch: dict[str, Any], cfg: TrainConfig, ref: Any = N
     else:
         logps, counts = obj.token_logps(logits, labels)
         counted = (counts[:b] > 0) & (counts[b:] > 0)
-        if cfg.objective == "dpo":
+        if cfg.objective == "dco":
+            ref_c, ref_r = ref(batch)
+            loss, per_row, pairs = obj.dco_loss(
+                logps[:b],
+                logps[b:],
+                ref_c,
+                ref_r,
+                batch["group"],
+                beta=cfg.beta,
+                is_anchor=batch["is_anchor"],
+                anchor_ratio=cfg.dco_anchor_ratio,
+                valid=counted,
+            )
+            stats["dco_pairs"] = float(pairs)
+        elif cfg.objective == "dpo":
             ref_c, ref_r = ref(batch)
             rows, chosen_r, rejected_r = obj.dpo_loss(
                 logps[:b], logps[b:], ref_c, ref_r, beta=cfg.beta, label_smoothing=cfg.label_smoothing
@@ -201,8 +216,9 @@ def batch_loss(model: Any, batch: dict[str, Any], cfg: TrainConfig, ref: Any = N
             rows, log_odds = obj.orpo_loss(mean[:b], mean[b:], -mean[:b], lam=cfg.orpo_lambda)
             if counted.any():
                 stats["log_odds_ratio"] = float(log_odds[counted].mean())
-        loss = rows[counted].mean() if counted.any() else rows.sum() * 0.0
-        per_row = torch.where(counted, rows, torch.nan)
+        if cfg.objective != "dco":
+            loss = rows[counted].mean() if counted.any() else rows.sum() * 0.0
+            per_row = torch.where(counted, rows, torch.nan)
     if cfg.consistency != "none" and cfg.consistency_weight > 0:
         if cfg.consistency == "kl":
             term = obj.consistency_kl(logits[:b], labels[:b], batch["group"])
@@ -314,6 +330,7 @@ def train(
         max_length=cfg.max_length,
         preference=cfg.objective != "sft",
         chat_template=cfg.chat_template,
+        anchor=ds.anchor,
     )
 
     # ---- model, optimizer, schedule, reference policy
@@ -327,7 +344,7 @@ def train(
 
     # The reference policy is the *starting* model: computed (or copied) before any update.
     ref = None
-    if cfg.objective == "dpo":
+    if cfg.objective in ("dpo", "dco"):
         ref = _reference(cfg, model, base_dir, examples, collate, sampler, output, acc, main)
 
     # ---- resume: optimizer, schedule, RNG and sampler position

@@ -25,6 +25,15 @@ Objectives and their sources
   Reference Model" (EMNLP 2024, arXiv:2403.07691): ``L = L_SFT + lambda * L_OR`` with
   ``L_OR = -log sigmoid(log odds(y_w|x) - log odds(y_l|x))``, ``odds(p) = p / (1 - p)`` and
   ``log p`` the length-normalised (mean token) log-probability.
+* DCO (:func:`dco_loss`): Direct Consistency Optimization, Liu et al. 2026, "Optimizing Language
+  Models for Crosslingual Knowledge Consistency" (arXiv:2603.04678, Eq. 10). For parallel prompts
+  ``x_i``, ``x_j`` (one concept in languages ``i`` and ``j``) and two answers ``y_w``, ``y_l``, the
+  policy's implied reward margin in language ``i``, ``d_i = beta * ((pi(y_w|x_i) - ref(y_w|x_i)) -
+  (pi(y_l|x_i) - ref(y_l|x_i)))`` (summed log-probs), is pulled to ``gamma_ij`` times the *reference*
+  margin in language ``j``, ``o_j = ref(y_w|x_j) - ref(y_l|x_j)``: ``L_ij = |d_i - gamma_ij * o_j|``.
+  Its minimiser is the product of experts ``pi(y|x_i) ~ ref(y|x_i) * ref(y|x_j)^(gamma_ij/beta)``,
+  whose answer rankings agree across languages when ``gamma_ij * gamma_ji = beta^2`` (the paper's
+  Lemma 1). The loss is symmetric in ``y_w``/``y_l``, so which answer is "chosen" does not matter.
 * Cross-lingual consistency (optional terms for batches that hold the same concept in several
   languages): :func:`consistency_kl`, a symmetric KL between the next-token distributions of language
   versions that share the same answer tokens, and :func:`consistency_contrastive`, the supervised
@@ -45,6 +54,7 @@ __all__ = [
     "IGNORE_INDEX",
     "consistency_contrastive",
     "consistency_kl",
+    "dco_loss",
     "dpo_loss",
     "mean_pool",
     "orpo_loss",
@@ -141,6 +151,58 @@ def dpo_loss(
     chosen_rewards = (beta * (pc - rc)).detach()
     rejected_rewards = (beta * (pr - rr)).detach()
     return loss, chosen_rewards, rejected_rewards
+
+
+def dco_loss(
+    policy_chosen: Tensor,
+    policy_rejected: Tensor,
+    ref_chosen: Tensor,
+    ref_rejected: Tensor,
+    group: Tensor,
+    *,
+    beta: float = 0.1,
+    is_anchor: Tensor | None = None,
+    anchor_ratio: float = 1.0,
+    valid: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Direct Consistency Optimization over every ordered pair of language versions in the batch.
+
+    Rows ``i`` and ``j`` with the same ``group`` (one concept) and ``i != j`` form a pair; each gives
+    ``|d_i - gamma_ij * o_j|`` (see the module docstring), the bilingual loss of Liu et al. 2026 (Eq.
+    10) with every pair of languages a batch holds (the authors draw one random pair per example; this
+    is its expectation over the pairs). ``gamma_ij = beta`` between two non-anchor languages; with
+    ``is_anchor`` (bool ``[B]``) and ``anchor_ratio = r``, a language learns from the anchor with
+    ``gamma = beta * r`` and the anchor from it with ``beta / r``, so ``gamma_ij * gamma_ji = beta^2``
+    always holds (the paper's direction hyperparameters; ``r > 1`` moves the other languages towards
+    the anchor more than the anchor towards them). ``valid`` (bool ``[B]``) leaves rows without
+    counted answer tokens out of every pair.
+
+    Inputs are summed answer log-probabilities ``[B]``. Returns ``(loss, per_row, pairs)``: the mean
+    over all pairs (0 with the graph kept when there is none), each row's mean over its pairs (NaN
+    for a row in no pair) and the number of pairs.
+    """
+    if anchor_ratio <= 0:
+        raise ValueError("anchor_ratio must be > 0")
+    dtype = torch.float64 if policy_chosen.dtype == torch.float64 else torch.float32
+    pc, pr, rc, rr = (t.to(dtype) for t in (policy_chosen, policy_rejected, ref_chosen, ref_rejected))
+    d = beta * ((pc - rc) - (pr - rr))  # [B] the policy's implied reward margin
+    o = (rc - rr).detach()  # [B] the reference margin (a constant)
+    n = d.shape[0]
+    pair = group[:, None] == group[None, :]
+    pair &= ~torch.eye(n, dtype=torch.bool, device=d.device)
+    if valid is not None:
+        pair &= valid[:, None] & valid[None, :]
+    gamma = torch.full((n, n), beta, dtype=dtype, device=d.device)
+    if is_anchor is not None:
+        gamma = gamma * torch.where(is_anchor[None, :], anchor_ratio, 1.0).to(dtype)  # j is the anchor
+        gamma = gamma / torch.where(is_anchor[:, None], anchor_ratio, 1.0).to(dtype)  # i is the anchor
+    terms = (d[:, None] - gamma * o[None, :]).abs()
+    terms = torch.where(pair, terms, torch.zeros((), dtype=dtype, device=d.device))
+    pairs = pair.sum()
+    per_pair_count = pair.sum(dim=1)
+    per_row = torch.where(per_pair_count > 0, terms.sum(dim=1) / per_pair_count.clamp(min=1), torch.nan)
+    loss = terms.sum() / pairs if pairs > 0 else _zero_with_grad(d)
+    return loss, per_row, pairs
 
 
 def _log1mexp(x: Tensor) -> Tensor:

@@ -12,6 +12,9 @@ Arrow ``take``).
   concepts split.
 * :class:`LanguageHomogeneousBatchSampler`: ``batch_size`` random rows of one language per batch.
 
+``with_anchor=False`` leaves the anchor language out of every batch (the anchor ablation: aligned
+batches of the other languages only); by default the anchor is always requested.
+
 All three take the same dataset, ``langs``, ``missing``/``min_langs`` (which decide the row pool: the
 rows of the eligible concepts in the requested languages), ``seed``, ``shuffle``, ``num_replicas``,
 ``rank`` and ``drop_last``; :func:`ablation_samplers` makes the three with the same number of rows per
@@ -67,6 +70,7 @@ class _PoolSampler(Sampler[list[int]], abc.ABC):
         *,
         langs: Sequence[str] | None = None,
         anchor: str | None = None,
+        with_anchor: bool = True,
         missing: Missing = "skip_concept",
         min_langs: int = 1,
         shuffle: bool = True,
@@ -91,7 +95,13 @@ class _PoolSampler(Sampler[list[int]], abc.ABC):
             raise ValueError(f"langs {wanted}: each must be one of the dataset's languages {list(dataset.langs)}, once")
         if self.anchor is not None and self.anchor not in dataset.langs:
             raise ValueError(f"anchor {self.anchor!r} is not among the dataset's languages {list(dataset.langs)}")
-        if self.anchor is not None and self.anchor not in wanted:
+        if not with_anchor:  # the anchor ablation: aligned batches without the anchor language
+            if self.anchor is None:
+                raise ValueError("with_anchor=False needs an anchor language among the dataset's languages")
+            wanted = [lg for lg in wanted if lg != self.anchor]
+            if not wanted:
+                raise ValueError(f"without the anchor {self.anchor!r} no language is left to sample")
+        elif self.anchor is not None and self.anchor not in wanted:
             wanted.append(self.anchor)  # the anchor is always part of a batch when the data has it
         # Anchor first, then the dataset's language order.
         order = sorted(wanted, key=lambda lg: (lg != self.anchor, dataset.langs.index(lg)))

@@ -4,7 +4,7 @@
 
 * task ``fields``: the corpus already holds instruction data. SFT reads ``prompt``/``response``;
   DPO and ORPO read ``prompt``/``chosen``/``rejected``. Every language version of a concept is the
-  same example in that language.
+  same example in that language (DCO, like DPO, reads ``prompt``/``chosen``/``rejected``).
 * task ``to_anchor``: the corpus holds plain parallel ``text`` (the bundled sample, UDHR, Tatoeba).
   The prompt asks, in one wording for every language, what the row's text says in the anchor
   language (English); the answer (``response`` / ``chosen``) is the concept's anchor text, so all
@@ -38,7 +38,8 @@ from corpusalign.training.data import ShardDataset
 
 IGNORE_INDEX = -100
 
-NEEDS = {"sft": ("prompt", "response"), "dpo": ("prompt", "chosen", "rejected"), "orpo": ("prompt", "chosen", "rejected")}
+_PREFERENCE = ("prompt", "chosen", "rejected")
+NEEDS = {"sft": ("prompt", "response"), "dpo": _PREFERENCE, "orpo": _PREFERENCE, "dco": _PREFERENCE}
 
 
 def resolve_task(task: str, objective: str, fields: Sequence[str]) -> str:
@@ -76,7 +77,7 @@ class Examples:
     ) -> None:
         self.ds = ds
         self.objective = objective
-        self.preference = objective in ("dpo", "orpo")
+        self.preference = objective in ("dpo", "orpo", "dco")
         self.task = resolve_task(task, objective, ds.fields)
         self.prompt_template = prompt_template
         self.unusable = 0
@@ -149,11 +150,13 @@ class Collator:
         max_length: int = 256,
         preference: bool = False,
         chat_template: bool = True,
+        anchor: str | None = None,
     ) -> None:
         if max_length < 8:
             raise ValueError("max_length must be >= 8")
         self.tok = tokenizer
         self.lang_id = {lg: i for i, lg in enumerate(langs)}
+        self.anchor = anchor
         self.max_length = max_length
         self.preference = preference
         self.chat = bool(chat_template and getattr(tokenizer, "chat_template", None))
@@ -229,4 +232,5 @@ class Collator:
             "row": torch.tensor([e["row"] for e in examples], dtype=torch.long),
             "group": torch.tensor([e["concept"] for e in examples], dtype=torch.long),
             "lang": torch.tensor([self.lang_id[e["lang"]] for e in examples], dtype=torch.long),
+            "is_anchor": torch.tensor([e["lang"] == self.anchor for e in examples], dtype=torch.bool),
         }
