@@ -711,6 +711,12 @@ def train(
     consistency: Annotated[str | None, typer.Option(help="Cross-lingual consistency term: none | kl | contrastive.")] = None,
     lora: Annotated[bool | None, typer.Option("--lora/--no-lora", help="Train LoRA adapters (extra lora).")] = None,
     precision: Annotated[str | None, typer.Option(help="auto | bf16 | fp16 | fp32.")] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="fp32 (master weights, autocast per --precision) | bf16 (bf16 weights). \\[default: fp32]")
+    ] = None,
+    compile_model: Annotated[
+        bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model. \\[default: no-compile]")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda (accelerate launch decides under torchrun).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of sampling, initialisation and dropout. \\[default: 0]")] = None,
     params: Annotated[
@@ -744,6 +750,8 @@ def train(
             grad_accum=grad_accum,
             consistency=consistency,
             precision=precision,
+            weights=weights,
+            compile=compile_model,
             device=device,
             seed=seed,
             lora__enabled=lora,

@@ -226,6 +226,67 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(
     assert log_a == pytest.approx(log_b, abs=1e-6)
 
 
+# ------------------------------------------------------------------------------------- speed options
+def test_prefetch_hands_out_the_feeds_batches_in_order(corpus: Path, model_dir: Path) -> None:
+    from corpusalign.training.loop import Feed, Prefetch
+
+    cfg = _cfg(model_dir)
+    ds = ShardDataset(corpus, split="train", eval_fraction=cfg.eval_fraction)
+    examples = Examples(ds, objective="sft")
+    collate = Collator(load_tokenizer(model_dir), langs=ds.langs)
+
+    def make(idx: list[int]) -> dict[str, torch.Tensor]:
+        return collate(examples.__getitems__(idx))
+
+    got = {}
+    for depth in (0, 3):
+        pre = Prefetch(Feed(make_sampler(cfg, ds), consumed=2), make, torch.device("cpu"), depth)
+        got[depth] = [next(pre) for _ in range(7)]  # past the end of an epoch: the feed goes on
+        assert pre.consumed == 2 + 7, "handed out, not prepared ahead"
+        pre.close()
+    for a, b in zip(got[0], got[3], strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    def broken(idx: list[int]) -> dict[str, torch.Tensor]:
+        raise RuntimeError("collation failed")
+
+    pre = Prefetch(Feed(make_sampler(cfg, ds)), broken, torch.device("cpu"), 2)
+    with pytest.raises(RuntimeError, match="collation failed"):
+        next(pre)
+    pre.close()
+
+
+def test_prefetch_trains_exactly_like_host_work_in_series(corpus: Path, model_dir: Path, tmp_path: Path) -> None:
+    runs = {d: train(_cfg(model_dir, prefetch=d), corpus, tmp_path / f"p{d}", progress=False) for d in (0, 2)}
+    a, b = _weights(runs[0].checkpoint), _weights(runs[2].checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert runs[0].first_loss == runs[2].first_loss and runs[0].last_loss == runs[2].last_loss
+
+
+def test_bf16_weights_train_in_bf16(corpus: Path, model_dir: Path, tmp_path: Path) -> None:
+    result = train(_cfg(model_dir, weights="bf16", lr=1e-2), corpus, tmp_path / "bf16", progress=False)
+    assert math.isfinite(result.last_loss) and result.steps == 4
+    from safetensors.torch import load_file
+
+    saved = load_file(result.checkpoint / "model.safetensors")
+    assert {v.dtype for v in saved.values()} == {torch.bfloat16}, "the weights trained (and saved) in bf16"
+    weights = _weights(result.checkpoint)
+    before = _weights(model_dir)
+    assert any(not torch.equal(weights[k].float(), before[k].float()) for k in before)
+    with pytest.raises(ConfigError, match="LoRA"):
+        load_train_config(weights="bf16", lora__enabled=True)
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_the_eager_one(corpus: Path, model_dir: Path, tmp_path: Path) -> None:
+    eager = train(_cfg(model_dir, steps=2), corpus, tmp_path / "eager", progress=False)
+    compiled = train(_cfg(model_dir, steps=2, compile=True), corpus, tmp_path / "compiled", progress=False)
+    assert compiled.first_loss == pytest.approx(eager.first_loss, rel=1e-4)
+    assert compiled.last_loss == pytest.approx(eager.last_loss, rel=1e-3)
+    a, b = _weights(eager.checkpoint), _weights(compiled.checkpoint)  # saved without the compile wrapper
+    assert a.keys() == b.keys()
+
+
 def test_resume_refuses_a_changed_configuration(corpus: Path, model_dir: Path, tmp_path: Path) -> None:
     train(_cfg(model_dir), corpus, tmp_path / "run", progress=False, stop_after=1)
     with pytest.raises(ValueError, match="configuration changed.*lr"):

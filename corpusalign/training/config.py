@@ -82,6 +82,9 @@ class TrainConfig:
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
     precision: str = "auto"  # auto = bf16 on a GPU that has it, fp32 on CPU
+    weights: str = "fp32"  # fp32 master weights (autocast per precision) | bf16 weights (no autocast, half the memory)
+    compile: bool = False  # torch.compile the model (first steps slower while it compiles)
+    prefetch: int = 2  # batches prepared ahead in a background thread (pinned on CUDA); 0 = in series with the step
     seed: int = 0
     beta: float = 0.1  # DPO temperature; DCO's KL coefficient (gamma = beta between two non-anchor languages)
     dco_anchor_ratio: float = 1.0  # DCO direction: others learn from the anchor with gamma = beta * r, it from them with beta / r
@@ -105,6 +108,11 @@ class TrainConfig:
         _one_of(self.consistency, CONSISTENCY, "consistency")
         _one_of(self.precision, PRECISIONS, "precision")
         _one_of(self.reference, REFERENCES, "reference")
+        _one_of(self.weights, ("fp32", "bf16"), "weights")
+        if self.prefetch < 0:
+            raise ConfigError("prefetch must be >= 0")
+        if self.weights == "bf16" and self.lora.enabled:
+            raise ConfigError("weights: bf16 trains every weight in bf16; with LoRA keep weights: fp32 (the base is frozen)")
         object.__setattr__(self, "langs", tuple(_check_lang(code, "langs") for code in self.langs))  # pt-br -> pt-BR
         if len(set(self.langs)) != len(self.langs):
             raise ConfigError(f"langs: repeated language in {list(self.langs)}")

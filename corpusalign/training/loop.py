@@ -39,8 +39,10 @@ import json
 import logging
 import math
 import os
+import queue
 import random
 import shutil
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -170,6 +172,62 @@ def _set_rng_state(torch: Any, state: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------- losses
+class Prefetch:
+    """Ready batches from a :class:`Feed`: sampled, fetched, collated and moved to ``device``, ``depth``
+    batches ahead in a background thread (pinned and copied without blocking on CUDA), so the host
+    work of the next batch overlaps the current step. ``depth=0`` does it in series, in the caller.
+
+    ``consumed`` counts the batches handed out (not those prepared ahead): what a checkpoint records,
+    so a resumed run continues after the last batch that was trained on. The order of batches is the
+    feed's, whatever ``depth``.
+    """
+
+    def __init__(self, feed: Feed, make: Any, device: Any, depth: int = 2, pin: bool = False) -> None:
+        self.feed, self.make, self.device, self.depth, self.pin = feed, make, device, depth, pin
+        self.consumed = feed.consumed
+        self._it = iter(feed)
+        self._queue: queue.Queue[Any] | None = None
+        self._stop = threading.Event()
+        if depth > 0:
+            self._queue = queue.Queue(maxsize=depth)
+            self._thread = threading.Thread(target=self._fill, name="corpusalign-prefetch", daemon=True)
+            self._thread.start()
+
+    def _ready(self) -> dict[str, Any]:
+        batch = self.make(next(self._it))
+        if self.pin:
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        return {k: v.to(self.device, non_blocking=self.pin) for k, v in batch.items()}
+
+    def _fill(self) -> None:
+        assert self._queue is not None
+        while not self._stop.is_set():
+            try:
+                item: Any = self._ready()
+            except BaseException as exc:  # handed to the training thread, raised there
+                item = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item, BaseException):
+                return
+
+    def __next__(self) -> dict[str, Any]:
+        item = self._ready() if self._queue is None else self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        self.consumed += 1
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._queue is not None:
+            self._thread.join(timeout=10)
+
+
 def batch_loss(model: Any, batch: dict[str, Any], cfg: TrainConfig, ref: Any = None) -> tuple[Any, Any, dict[str, float]]:
     """One forward pass: (scalar loss, per-row loss [B] detached, extra statistics).
 
@@ -309,7 +367,7 @@ def train(
     # sets up CPU data parallelism only with cpu=True; otherwise every process trains alone as rank 0 of 1.
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cpu = cfg.device == "cpu" or (cfg.device == "auto" and world > 1 and not torch.cuda.is_available())
-    acc = Accelerator(mixed_precision=_precision(cfg), cpu=cpu)
+    acc = Accelerator(mixed_precision="no" if cfg.weights == "bf16" else _precision(cfg), cpu=cpu)
     if acc.num_processes != world and "WORLD_SIZE" in os.environ:
         raise ValueError(f"launched as {world} processes but accelerate runs {acc.num_processes}: check --device")
     main = acc.is_main_process
@@ -335,6 +393,8 @@ def train(
 
     # ---- model, optimizer, schedule, reference policy
     model = _load_trainable(cfg, base_dir, start)
+    if cfg.weights == "bf16":
+        model = model.to(torch.bfloat16)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         if hasattr(model, "enable_input_require_grads"):
@@ -356,7 +416,9 @@ def train(
         step = int(state["step"])
         _set_rng_state(torch, torch.load(start / "rng.pt", weights_only=True)[acc.process_index])
     feed_state = Feed(sampler, consumed=int(state.get("batches_consumed", 0)))
-    feed = iter(feed_state)
+    forward = torch.compile(model) if cfg.compile else model  # the same parameters; checkpoints save `model`
+    pin = acc.device.type == "cuda"
+    batches = Prefetch(feed_state, lambda idx: collate(examples.__getitems__(idx)), acc.device, cfg.prefetch, pin)
 
     # ---- the optimizer steps
     if main:
@@ -373,44 +435,45 @@ def train(
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     bars = Progress(enabled=progress and main)
-    with bars.task("train", "steps", total=cfg.steps) as bar:
-        bar.advance(step)
-        while step < target:
-            micro_losses = []
-            for micro in range(cfg.grad_accum):
-                indices = next(feed)
-                batch = collate(examples.__getitems__(indices))
-                batch = {k: v.to(acc.device) for k, v in batch.items()}
-                sync = micro == cfg.grad_accum - 1
-                ctx = acc.no_sync(model) if not sync and acc.num_processes > 1 else contextlib.nullcontext()
-                with ctx, acc.autocast():
-                    loss, per_row, stats = batch_loss(model, batch, cfg, ref)
-                    acc.backward(loss / cfg.grad_accum)
-                micro_losses.append(float(loss.detach()))
-                n_tok = int(batch["attention_mask"].sum())
-                window.add([lang_names[lg] for lg in batch["lang"].tolist()], per_row.tolist(), n_tok)
-                total_tokens += n_tok
-                total_rows += int(batch["group"].shape[0])
-                skipped += int((batch["labels"][: batch["group"].shape[0]] != -100).sum(1).eq(0).sum())
-            if cfg.max_grad_norm > 0:
-                acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            last_loss = sum(micro_losses) / len(micro_losses)
-            first_loss = last_loss if first_loss is None else first_loss
-            bar.advance(1)
-            if main and (step % cfg.log_every == 0 or step == target):
-                memory = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
-                entry = window.flush(step, last_loss, scheduler.get_last_lr()[0], stats, memory)
-                per_lang = " ".join(f"{lg}={v:.3f}" for lg, v in entry["loss_by_lang"].items())
-                bars.note(f"step {step}: loss {last_loss:.4f} ({per_lang}), {entry['tokens_per_s'] or 0:.0f} tokens/s")
-            if cfg.save_every and step % cfg.save_every == 0 and step < target:
-                _save(acc, model, tokenizer, optimizer, scheduler, cfg, output, step, feed_state.consumed, torch)
+    try:
+        with bars.task("train", "steps", total=cfg.steps) as bar:
+            bar.advance(step)
+            while step < target:
+                micro_losses = []
+                for micro in range(cfg.grad_accum):
+                    batch = next(batches)
+                    sync = micro == cfg.grad_accum - 1
+                    ctx = acc.no_sync(model) if not sync and acc.num_processes > 1 else contextlib.nullcontext()
+                    with ctx, acc.autocast():
+                        loss, per_row, stats = batch_loss(forward, batch, cfg, ref)
+                        acc.backward(loss / cfg.grad_accum)
+                    micro_losses.append(float(loss.detach()))
+                    n_tok = int(batch["attention_mask"].sum())
+                    window.add([lang_names[lg] for lg in batch["lang"].tolist()], per_row.tolist(), n_tok)
+                    total_tokens += n_tok
+                    total_rows += int(batch["group"].shape[0])
+                    skipped += int((batch["labels"][: batch["group"].shape[0]] != -100).sum(1).eq(0).sum())
+                if cfg.max_grad_norm > 0:
+                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                last_loss = sum(micro_losses) / len(micro_losses)
+                first_loss = last_loss if first_loss is None else first_loss
+                bar.advance(1)
+                if main and (step % cfg.log_every == 0 or step == target):
+                    memory = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+                    entry = window.flush(step, last_loss, scheduler.get_last_lr()[0], stats, memory)
+                    per_lang = " ".join(f"{lg}={v:.3f}" for lg, v in entry["loss_by_lang"].items())
+                    bars.note(f"step {step}: loss {last_loss:.4f} ({per_lang}), {entry['tokens_per_s'] or 0:.0f} tokens/s")
+                if cfg.save_every and step % cfg.save_every == 0 and step < target:
+                    _save(acc, model, tokenizer, optimizer, scheduler, cfg, output, step, batches.consumed, torch)
+    finally:
+        batches.close()
 
     # ---- the final checkpoint and the run's summary
-    ckpt = _save(acc, model, tokenizer, optimizer, scheduler, cfg, output, step, feed_state.consumed, torch)
+    ckpt = _save(acc, model, tokenizer, optimizer, scheduler, cfg, output, step, batches.consumed, torch)
     seconds = time.perf_counter() - t_start
     result = TrainResult(
         output=output,
