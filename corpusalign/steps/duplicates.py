@@ -136,38 +136,20 @@ class _Jobs:
     # 2. same id -----------------------------------------------------------------------------
     def same_id(self, p: int) -> str:
         rows = _scan(self.root / "ids" / f"p{p:04d}", _KEYED)
-        groups = _first_of_groups(rows, ["concept_id"])
-        reps = rows.join(groups.select(pl.col("_rep").alias("_seq")), on="_seq", how="semi").select(
-            pl.col("_seq").alias("_rep"), pl.col("dedup_key").alias("_rep_key")
-        )
-        found = (
-            rows.join(groups, on="concept_id")
-            .filter(pl.col("_seq") != pl.col("_rep"))
-            .join(reps, on="_rep")
-            .select(
-                "_seq",
-                pl.col("concept_id").alias("dup_of"),
-                pl.when(pl.col("dedup_key") == pl.col("_rep_key"))
-                .then(pl.lit("duplicate"))
-                .otherwise(pl.lit("duplicate_id"))
-                .alias("dup_kind"),
-            )
+        found = _members(rows, "concept_id", _rep_key="dedup_key").select(
+            "_seq",
+            pl.col("concept_id").alias("dup_of"),
+            pl.when(pl.col("dedup_key") == pl.col("_rep_key"))
+            .then(pl.lit("duplicate"))
+            .otherwise(pl.lit("duplicate_id"))
+            .alias("dup_kind"),
         )
         return self._found(found, "same_id", p)
 
     # 3. exact ---------------------------------------------------------------------------------
     def exact(self, p: int) -> str:
         rows = _scan(self.root / "exact" / f"p{p:04d}", _KEYED).join(self._done("same_id"), on="_seq", how="anti")
-        groups = _first_of_groups(rows, ["dedup_key"])
-        reps = rows.join(groups.select(pl.col("_rep").alias("_seq")), on="_seq", how="semi").select(
-            pl.col("_seq").alias("_rep"), pl.col("concept_id").alias("dup_of")
-        )
-        found = (
-            rows.join(groups, on="dedup_key")
-            .filter(pl.col("_seq") != pl.col("_rep"))
-            .join(reps, on="_rep")
-            .select("_seq", "dup_of", pl.lit("duplicate").alias("dup_kind"))
-        )
+        found = _members(rows, "dedup_key", dup_of="concept_id").select("_seq", "dup_of", pl.lit("duplicate").alias("dup_kind"))
         return self._found(found, "exact", p)
 
     def _found(self, found: pl.LazyFrame, kind: str, p: int) -> str:
@@ -217,6 +199,14 @@ def _first_of_groups(rows: pl.LazyFrame, key: list[str]) -> pl.LazyFrame:
     """``key`` and ``_rep`` (the smallest ``_seq``) of every value of ``key`` shared by two rows or more."""
     grouped = rows.group_by(key).agg(pl.col("_seq").min().alias("_rep"), pl.len().alias("_n"))
     return grouped.filter(pl.col("_n") > 1).select(*key, "_rep").collect(engine="streaming").lazy()
+
+
+def _members(rows: pl.LazyFrame, key: str, **rep: str) -> pl.LazyFrame:
+    """The rows that share ``key`` with an earlier row, each with ``_rep`` (its group's first row) and
+    that row's columns named in ``rep`` (``alias=column``)."""
+    groups = _first_of_groups(rows, [key])
+    reps = rows.join(groups.select(_seq="_rep"), on="_seq", how="semi").select(_rep="_seq", **rep)
+    return rows.join(groups, on=key).filter(pl.col("_seq") != pl.col("_rep")).join(reps, on="_rep")
 
 
 def _components(pairs: pl.DataFrame) -> pl.DataFrame:
