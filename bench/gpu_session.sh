@@ -10,7 +10,8 @@
 #   1. bench/bench_embed_gpu.py               -> bench_embed_gpu.json, bench_embed_gpu.log   (<= 150 s)
 #   2. bench/bench_train_gpu.py amp,bf16      -> bench_train_gpu.json, bench_train_gpu.log   (<= 100 s)
 #   3. bench/bench_translate.py --gpu --n 64  -> bench_translate.json, bench_translate.log   (<= 130 s)
-#   4. bench/bench_train_gpu.py bf16+compile  -> bench_train_compile.json (log appended to bench_train_gpu.log);
+#   4. bench/bench_train_gpu.py bf16+compile,train-bf16+compile (the second: corpusalign's own train())
+#                                             -> bench_train_compile.json (log appended to bench_train_gpu.log);
 #      gets what is left before the deadline (GPU_SESSION_DEADLINE_S, default 440 s after the start;
 #      skipped under 90 s)
 # plus session.log (nvidia-smi, versions, per-step exit codes and times): 8 files at most in $OUT.
@@ -92,12 +93,12 @@ if [[ $SMOKE == 1 ]]; then
     step embed bench_embed_gpu.log 150 30 "$PY" bench/bench_embed_gpu.py --device cpu --smoke --out "$OUT/bench_embed_gpu.json"
     step train bench_train_gpu.log 150 30 env OUT="$TMP_TRAIN/eager" "$PY" bench/bench_train_gpu.py --cpu-smoke --runs amp,bf16
     step translate bench_translate.log 200 30 "$PY" bench/bench_translate.py --n 6 --max-new-tokens 4 --out "$OUT/bench_translate.json"
-    step train-compile bench_train_gpu.log 200 30 env OUT="$TMP_TRAIN/compile" "$PY" bench/bench_train_gpu.py --cpu-smoke --runs bf16+compile --compile-backend eager
+    step train-compile bench_train_gpu.log 200 30 env OUT="$TMP_TRAIN/compile" "$PY" bench/bench_train_gpu.py --cpu-smoke --runs bf16+compile,train-bf16 --compile-backend eager
 else
     step embed bench_embed_gpu.log 150 60 "$PY" bench/bench_embed_gpu.py --n 60000 --budget-s 110 --out "$OUT/bench_embed_gpu.json"
     step train bench_train_gpu.log 100 45 env OUT="$TMP_TRAIN/eager" "$PY" bench/bench_train_gpu.py --runs amp,bf16 --budget-s 80
     step translate bench_translate.log 130 45 "$PY" bench/bench_translate.py --gpu --n 64 --out "$OUT/bench_translate.json"
-    step train-compile bench_train_gpu.log 240 90 env OUT="$TMP_TRAIN/compile" "$PY" bench/bench_train_gpu.py --runs bf16+compile --budget-s 60
+    step train-compile bench_train_gpu.log 240 90 env OUT="$TMP_TRAIN/compile" "$PY" bench/bench_train_gpu.py --runs bf16+compile,train-bf16+compile --budget-s 100
 fi
 cp "$TMP_TRAIN/eager/bench_train_gpu.json" "$OUT/bench_train_gpu.json" 2>/dev/null || note "no bench_train_gpu.json (eager runs)"
 cp "$TMP_TRAIN/compile/bench_train_gpu.json" "$OUT/bench_train_compile.json" 2>/dev/null || note "no bench_train_compile.json"
@@ -130,6 +131,9 @@ for name in ("bench_train_gpu.json", "bench_train_compile.json"):
             for p in r.get("phases", []):
                 mfu = f"{100 * p['mfu']:.1f}%" if p.get("mfu") is not None else "n/a"
                 print(f"train {r['run']:<14} {p['phase']:<8} {p['tokens_per_s']:>10,.0f} tok/s MFU {mfu}")
+            if r.get("product"):
+                mfu = f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "n/a"
+                print(f"train {r['run']:<14} train()  {r['tokens_per_s']:>10,.0f} tok/s MFU {mfu} (corpusalign train, unpacked)")
             if "error" in r:
                 print(f"train {r['run']:<14} FAILED {r['error'][:200]}")
 tr = load("bench_translate.json")
