@@ -588,7 +588,9 @@ class Runner:
         dups = find_duplicates(staged, self.cfg, self.work / "dedup", executor, self.stats["dedup"], progress=self.progress)
         write_json(self.stats["dedup"].to_dict(), stats_path)
         table = dups.to_arrow()
-        write_parquet(table, path, table.schema)
+        # sorted by _seq in row groups of at most a batch: a stage-3 unit reads only its batch's groups
+        # (one file of every duplicate, read whole by every batch, made stage 3 quadratic in the corpus)
+        write_parquet(table, path, table.schema, row_group_size=self.cfg.batch_size)
         return dups
 
     # ---------------------------------------------------------------- stage 3: select and bucket

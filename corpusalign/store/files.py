@@ -28,11 +28,12 @@ def _fsync_replace(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_parquet(table: pa.Table, path: Path, schema: pa.Schema) -> Path:
-    """Write ``table`` conformed to ``schema`` (zstd-compressed) atomically."""
+def write_parquet(table: pa.Table, path: Path, schema: pa.Schema, row_group_size: int | None = None) -> Path:
+    """Write ``table`` conformed to ``schema`` (zstd-compressed) atomically; ``row_group_size`` rows per
+    row group at most (default: pyarrow's)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    pq.write_table(conform(table, schema), tmp, compression="zstd")
+    pq.write_table(conform(table, schema), tmp, compression="zstd", row_group_size=row_group_size)
     _fsync_replace(tmp, path)
     return path
 
