@@ -25,7 +25,8 @@ weights are the same) and reported with a 95% t interval over seeds.
 
     python bench/experiment_alignment.py                       # CPU: 5 seeds x 7 conditions, 40 steps
     python bench/experiment_alignment.py --gpu                 # one GPU: 10 seeds, 300 steps, bf16
-    python bench/experiment_alignment.py --smoke               # seconds: 1 step, 1 seed, 8 concepts
+    python bench/experiment_alignment.py --smoke               # minutes: 1 step, 1 seed, 8 concepts (the code
+                                                               # path only: one warm-up step barely moves the weights)
 
 Finished runs are kept and reused. Results: bench/results/alignment-v2/ (or --results) and markdown
 tables on stdout (copied into docs/training.md).
@@ -59,8 +60,10 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "aligned": {"sampler": "aligned"},
     "no-anchor": {"sampler": "no-anchor"},
     "aligned+kl": {"sampler": "aligned", "consistency": "kl", "consistency_weight": 1.0},
-    "aligned+dco": {"sampler": "aligned", "objective": "dco"},
-    "aligned+dpo": {"sampler": "aligned", "objective": "dpo"},
+    # reference: model (a frozen copy scores each batch) costs one more forward per step; precompute would
+    # score every training row first, more than a short run's steps see
+    "aligned+dco": {"sampler": "aligned", "objective": "dco", "reference": "model"},
+    "aligned+dpo": {"sampler": "aligned", "objective": "dpo", "reference": "model"},
 }
 #: Two-sided 95% quantiles of Student's t by degrees of freedom (1-30); the normal 1.96 beyond.
 T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131]
@@ -151,7 +154,7 @@ def paired(runs: dict[str, list[dict[str, Any]]], against: str = "random") -> st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gpu", action="store_true", help="one GPU: bf16, 300 steps, 10 seeds, K=8, 200 held-out concepts")
-    ap.add_argument("--smoke", action="store_true", help="check the whole path in seconds: 1 step, 1 seed, 8 concepts")
+    ap.add_argument("--smoke", action="store_true", help="check the whole code path: 1 step, 1 seed, 8 concepts")
     ap.add_argument("--model", default="smollm2", help="causal LM (default: the bundled SmolLM2-135M-Instruct)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--seeds", type=int, nargs="+", default=None)
