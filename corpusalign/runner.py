@@ -14,8 +14,9 @@ A build runs in four stages, each resumable, all working files under ``OUTPUT/_w
 2. find duplicates over all staged batches, in partitioned units on the executor
    (:mod:`corpusalign.steps.duplicates`; ``_work/duplicates.parquet``);
 3. per staged batch, on the executor: attach duplicates -> select; rejected rows to ``rejected/``,
-   kept rows to hash-of-``concept_id`` buckets;
-4. per bucket, on the executor: sort, cut into shards between concepts, write ``shards/``.
+   kept rows to one file of hash-of-``concept_id`` buckets (``_work/buckets/part-N.arrow``);
+4. per bucket, on the executor: its rows from every batch's bucket file; sort, cut into shards
+   between concepts, write ``shards/``.
 
 Then ``stats.json`` and, last, ``manifest.json``. The executor (:mod:`corpusalign.execute`) is this
 process (``local``) or a Ray cluster (``ray``); the units and the files they write are the same.
@@ -66,7 +67,7 @@ from corpusalign.steps.verify import SkipVerifyStep, VerifyStep
 from corpusalign.store import manifest as mf
 from corpusalign.store.files import TMP_SUFFIX, remove_temporaries, write_json, write_parquet
 from corpusalign.store.schema import QUARANTINE_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION, SHARD_SCHEMA, TEXT_FIELDS
-from corpusalign.store.shards import QUARANTINE_DIR, REJECTED_DIR, bucket_count, bucket_of, shard_name, split_bucket
+from corpusalign.store.shards import QUARANTINE_DIR, REJECTED_DIR, bucket_count, read_bucket, shard_name, split_bucket, write_buckets
 from corpusalign.translate import make_translator
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,9 @@ log = logging.getLogger(__name__)
 WORK = "_work"
 #: Version of what an unfinished build keeps in ``_work/`` (files and columns). A resume needs the
 #: same one: bump it when that changes (2: separate read stage; verify adds prefix_gain/source_gap;
-#: 3: inputs read per file, stage 2 in partitioned units under _work/dedup).
-WORK_LAYOUT = 3
+#: 3: inputs read per file, stage 2 in partitioned units under _work/dedup; 4: one bucket file per
+#: batch, _work/buckets/part-N.arrow).
+WORK_LAYOUT = 4
 LOCK = ".lock"
 #: Ray's own log (its loggers, Ray Data's, what its workers print) of a build on ``--executor ray``,
 #: appended to by every run; kept after the build, since ``_work/`` is not.
@@ -172,6 +174,11 @@ def _write_staged(work: Path, record: dict[str, Any]) -> dict[str, int]:
     return {"index": unit.index, "embedded": int(verify.counters.get("texts_embedded", 0)) if verify else 0}
 
 
+def bucket_file(work: Path, i: int) -> Path:
+    """Batch ``i``'s kept rows, by bucket (written by stage 3, read by stage 4)."""
+    return work / "buckets" / f"part-{i:06d}.arrow"
+
+
 @dataclass(frozen=True)
 class _SelectJob:
     """Stage 3 for one staged batch: attach its duplicates, select, write rejected rows and bucket files."""
@@ -199,9 +206,7 @@ class _SelectJob:
             write_parquet(rejected.to_arrow(), rpath, REJECTED_SCHEMA)
         else:
             rpath.unlink(missing_ok=True)
-        kept = kept.with_columns(bucket_of(kept["concept_id"], self.n_buckets))
-        for (b,), part in kept.group_by("_bucket"):
-            write_parquet(part.drop("_bucket").to_arrow(), work / "buckets" / f"b{b:05d}" / f"part-{i:06d}.parquet", SHARD_SCHEMA)
+        write_buckets(kept, self.n_buckets, bucket_file(work, i))
         doc = run.to_dict()
         write_json(doc, work / "stats" / f"stage3-{i:06d}.json")
         return json.dumps(doc)
@@ -213,16 +218,15 @@ class _ShardJob:
 
     out: Path
     cfg: BuildConfig
+    n_batches: int
 
     def __call__(self, b: int) -> str:
         """Returns ``{"bucket", "shards", "stats"}`` as JSON (a plain value, as every executor wants)."""
         work = self.out / WORK
         run = RunStats()
-        bdir = work / "buckets" / f"b{b:05d}"
-        files = sorted(bdir.glob("part-*.parquet")) if bdir.exists() else []
+        rows = read_bucket([bucket_file(work, i) for i in range(self.n_batches)], b)
         written: list[str] = []
-        if files:
-            rows = pl.read_parquet(files)
+        if rows.height:
             stats = run["write_shards"]
             with stats.timed(rows.height):
                 for k, piece in enumerate(split_bucket(rows, self.cfg.shards)):
@@ -427,7 +431,7 @@ class Runner:
                             step.translator.close()
                 self._stage2(executor)
                 n_buckets = self._stage3(executor, n_batches)
-                shards = self._stage4(executor, n_buckets)
+                shards = self._stage4(executor, n_batches, n_buckets)
             manifest = self._finish(n_batches, n_items, shards, time.perf_counter() - start)
         return BuildResult(self.out, manifest, time.perf_counter() - start, resumed)
 
@@ -618,9 +622,9 @@ class Runner:
         return n_buckets
 
     # ---------------------------------------------------------------- stage 4: shards
-    def _stage4(self, executor: Executor, n_buckets: int) -> list[str]:
+    def _stage4(self, executor: Executor, n_batches: int, n_buckets: int) -> list[str]:
         by_bucket: dict[int, list[str]] = {}
-        job = _ShardJob(self.out, self.cfg)
+        job = _ShardJob(self.out, self.cfg, n_batches)
         todo: list[int] = []
         with self.progress.task("write shards", unit="buckets", total=n_buckets) as bar:
             for b in range(n_buckets):

@@ -53,6 +53,7 @@ TARGETS: dict[str, tuple[Any, str, int | None]] = {
     # name: (owner, attribute, index of the path argument)
     "runner.write_parquet": (runner, "write_parquet", 1),
     "runner.write_json": (runner, "write_json", 1),
+    "runner.write_buckets": (runner, "write_buckets", 2),
     "runner.find_duplicates": (runner, "find_duplicates", None),
     "files._fsync_replace": (files, "_fsync_replace", 1),
     "NormaliseStep.process": (NormaliseStep, "process", None),

@@ -47,7 +47,7 @@ STAGED = r"/_work/stage1/part-\d+\.parquet$"
 STAGE1_DONE = r"/_work/stage1\.done\.json$"
 DUPLICATES = r"/_work/duplicates\.parquet$"
 REJECTED = r"/rejected/part-\d+\.parquet$"
-BUCKET_FILE = r"/_work/buckets/b\d+/part-\d+\.parquet$"
+BUCKET_FILE = r"/_work/buckets/part-\d+\.arrow$"
 STAGE3_MARKER_2 = r"/_work/stats/stage3-000001\.json$"
 SHARD = r"/shards/part-\d+-\d+\.parquet$"  # not the _work/shards/bNNNNN.json markers
 BUCKET_DONE = r"/_work/shards/b\d+\.json$"
@@ -78,8 +78,8 @@ KILL_POINTS: dict[str, dict[str, Any]] = {
     "s2-mid-duplicates-write": _kill("files._fsync_replace", 1, DUPLICATES, truncate=True),
     # stage 3: batch 1's rejected rows about to be written (buckets.json written)
     "s3-before-rejected": _kill("runner.write_parquet", 1, REJECTED),
-    # stage 3: in the middle of batch 1's bucket files, one half written
-    "s3-mid-bucket-writes": _kill("files._fsync_replace", 20, BUCKET_FILE, truncate=True),
+    # stage 3: batch 2's bucket file half written (batch 1's whole, batch 2 not marked done)
+    "s3-mid-bucket-file": _kill("files._fsync_replace", 2, BUCKET_FILE, truncate=True),
     # stage 3: right after batch 2's marker (batch 3 not started)
     "s3-after-batch2-marker": _kill("runner.write_json", 1, STAGE3_MARKER_2, when="after"),
     # stage 4: a shard half written to its temporary file, not renamed into place
@@ -104,7 +104,7 @@ AFTER_MANIFEST = {"after-manifest-before-cleanup"}
 # SIGINT: the CLI stops cleanly (exit 130) and says how to resume
 INT_POINTS: dict[str, dict[str, Any]] = {
     "s1-second-batch": _kill("NormaliseStep.process", 2),
-    "s3-mid-bucket-writes": _kill("runner.write_parquet", 20, BUCKET_FILE),
+    "s3-bucket-file": _kill("runner.write_buckets", 2, BUCKET_FILE),
     "s4-shard-tmp-not-renamed": _kill("files._fsync_replace", 10, SHARD),
     "manifest-tmp-not-renamed": _kill("files._fsync_replace", 1, MANIFEST),
 }

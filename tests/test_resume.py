@@ -76,8 +76,8 @@ INTERRUPTIONS = {
     "stage1-writing-part": _interrupt(runner, "write_parquet", 2, _under("stage1")),
     # stage 2: finding duplicates
     "stage2": _interrupt(runner, "find_duplicates", 1),
-    # stage 3: in the middle of batch 1's bucket files (some written, the batch not marked done)
-    "stage3-mid-batch": _interrupt(runner, "write_parquet", 60, _under("buckets")),
+    # stage 3: batch 2's bucket file about to be written (batch 1's written, batch 2 not marked done)
+    "stage3-mid-batch": _interrupt(runner, "write_buckets", 2),
     # stage 4: a shard half written to its temporary file, not yet renamed into place
     "stage4-mid-shard": _interrupt(files, "_fsync_replace", 10, _is_shard, _truncate_tmp),
     # after every shard: writing the manifest

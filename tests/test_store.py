@@ -16,7 +16,7 @@ from corpusalign.config import ShardConfig
 from corpusalign.runner import BuildError, build, output_lock
 from corpusalign.store import manifest as mf
 from corpusalign.store.schema import SCHEMA_VERSION, SHARD_SCHEMA, TEXT_FIELDS
-from corpusalign.store.shards import split_bucket
+from corpusalign.store.shards import bucket_of, read_bucket, split_bucket, write_buckets
 from corpusalign.store.validate import validate
 
 try:
@@ -130,6 +130,41 @@ def test_split_bucket_single_concept_may_exceed_bound() -> None:
     for p in pieces:
         assert p.equals(p.sort("concept_id", "lang"))
     assert list(split_bucket(rows.head(0), ShardConfig(max_rows=3))) == []
+
+
+def _shard_rows(cids: list[str], tag: str) -> pl.DataFrame:
+    """Rows with every shard column: the given concept ids, texts naming the batch and position."""
+    table = pa.Table.from_pylist(
+        [
+            {"concept_id": c, "lang": "en", "text": f"{tag}-{i}", "source_file": "in.jsonl", "source_line": i}
+            for i, c in enumerate(cids)
+        ],
+        schema=SHARD_SCHEMA,
+    )
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def test_bucket_files_give_each_bucket_its_rows_in_batch_order(tmp_path: Path) -> None:
+    """One file per batch, one record batch per bucket (empty ones too); a bucket read back from
+    every batch's file holds exactly its rows, batch by batch, in their order."""
+    n_buckets = 7
+    batches = [
+        _shard_rows([f"c{j % 23}" for j in range(40)], "b0"),
+        _shard_rows([], "b1"),  # a batch that kept nothing still writes its file
+        _shard_rows(["only-one"], "b2"),
+        _shard_rows([f"c{j}" for j in range(100, 160)], "b3"),
+    ]
+    paths = [write_buckets(df, n_buckets, tmp_path / f"part-{i:06d}.arrow") for i, df in enumerate(batches)]
+    seen = 0
+    for b in range(n_buckets):
+        got = read_bucket(paths, b)
+        want = pl.concat([df.filter(bucket_of(df["concept_id"], n_buckets) == b) for df in batches])
+        assert got.to_arrow().cast(SHARD_SCHEMA).equals(want.to_arrow().cast(SHARD_SCHEMA)), f"bucket {b}"
+        seen += got.height
+    assert seen == sum(df.height for df in batches)
+    assert len({read_bucket(paths, b).height for b in range(n_buckets)}) > 1, "the fixture must fill buckets unevenly"
+    with pytest.raises(ValueError, match="has 7 record batches, asked for batch 7"):
+        read_bucket(paths, n_buckets)
 
 
 # ---------------------------------------------------------------------------------------- manifest

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from corpusalign.store.schema import conform
@@ -36,6 +37,34 @@ def write_parquet(table: pa.Table, path: Path, schema: pa.Schema, row_group_size
     pq.write_table(conform(table, schema), tmp, compression="zstd", row_group_size=row_group_size)
     _fsync_replace(tmp, path)
     return path
+
+
+def write_ipc(table: pa.Table, path: Path, schema: pa.Schema, cuts: Sequence[int]) -> Path:
+    """Write ``table`` conformed to ``schema`` atomically as an Arrow IPC file (lz4) of
+    ``len(cuts) - 1`` record batches: batch ``k`` holds rows ``cuts[k]:cuts[k + 1]`` (empty ones too).
+
+    For working files read back one record batch at a time: Parquet's per-file cost (zstd, footer,
+    row groups) made many small pieces slow to write and read, and IPC batches are read without the rest.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    table = conform(table, schema).combine_chunks()
+    whole = table.to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=schema)
+    options = ipc.IpcWriteOptions(compression="lz4")
+    with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema, options=options) as writer:
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            writer.write_batch(whole.slice(lo, hi - lo))
+    _fsync_replace(tmp, path)
+    return path
+
+
+def read_ipc_batch(path: Path, k: int) -> pa.RecordBatch:
+    """Record batch ``k`` of an Arrow IPC file written by :func:`write_ipc`, read alone."""
+    with pa.OSFile(str(path)) as source:  # reads the footer and that batch only
+        reader = ipc.open_file(source)
+        if not 0 <= k < reader.num_record_batches:
+            raise ValueError(f"{path}: has {reader.num_record_batches} record batches, asked for batch {k}")
+        return reader.get_batch(k)
 
 
 def write_text(text: str, path: Path) -> Path:

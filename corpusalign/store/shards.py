@@ -5,19 +5,27 @@ language version of a concept lands in the same bucket. A bucket is sorted by (`
 ``lang``) and cut into shards of at most ``max_rows`` rows (and about ``max_bytes`` bytes of text),
 always between concepts, never inside one. Shard files are named ``shards/part-BBBBB-KKK.parquet``
 for bucket ``B`` and piece ``K``.
+
+Between the two, each batch writes one *bucket file* (:func:`write_buckets`): its kept rows sorted by
+bucket, one Arrow IPC record batch per bucket, so a bucket is read as record batch ``B`` of every
+batch's file (:func:`read_bucket`). One file per batch, not one per (batch, bucket): the number of
+files grows with the corpus, not with its square.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import xxhash
 
 from corpusalign.config import ShardConfig
-from corpusalign.store.schema import TEXT_FIELDS
+from corpusalign.store.files import read_ipc_batch, write_ipc
+from corpusalign.store.schema import SHARD_SCHEMA, TEXT_FIELDS
 
 SHARD_DIR = "shards"
 REJECTED_DIR = "rejected"
@@ -33,6 +41,21 @@ def bucket_of(concept_ids: pl.Series, n_buckets: int) -> pl.Series:
     """Stable bucket of each concept id (same on every machine and version)."""
     ids = concept_ids.to_list()
     return pl.Series("_bucket", [xxhash.xxh3_64_intdigest(c.encode("utf-8")) % n_buckets for c in ids], dtype=pl.UInt32)
+
+
+def write_buckets(rows: pl.DataFrame, n_buckets: int, path: Path) -> Path:
+    """Write ``rows`` (shard columns) as one bucket file: record batch ``b`` holds bucket ``b``'s rows
+    in their order in ``rows``, and every bucket has its batch, empty or not."""
+    buckets = bucket_of(rows["concept_id"], n_buckets)
+    order = np.argsort(buckets.to_numpy(), kind="stable")
+    cuts = np.concatenate([[0], np.cumsum(np.bincount(buckets.to_numpy(), minlength=n_buckets))])
+    return write_ipc(rows.to_arrow().take(pa.array(order)), path, SHARD_SCHEMA, cuts.tolist())
+
+
+def read_bucket(paths: Sequence[Path], bucket: int) -> pl.DataFrame:
+    """Bucket ``bucket``'s rows from the bucket files ``paths``, in their order."""
+    batches = [read_ipc_batch(p, bucket) for p in paths]
+    return pl.from_arrow(pa.Table.from_batches(batches, schema=SHARD_SCHEMA))  # type: ignore[return-value]
 
 
 def shard_name(bucket: int, piece: int) -> str:
