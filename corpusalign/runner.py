@@ -67,7 +67,15 @@ from corpusalign.steps.verify import SkipVerifyStep, VerifyStep
 from corpusalign.store import manifest as mf
 from corpusalign.store.files import TMP_SUFFIX, remove_temporaries, write_json, write_parquet
 from corpusalign.store.schema import QUARANTINE_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION, SHARD_SCHEMA, TEXT_FIELDS
-from corpusalign.store.shards import QUARANTINE_DIR, REJECTED_DIR, bucket_count, read_bucket, shard_name, split_bucket, write_buckets
+from corpusalign.store.shards import (
+    QUARANTINE_DIR,
+    REJECTED_DIR,
+    bucket_count,
+    read_bucket,
+    shard_name,
+    split_bucket,
+    write_buckets,
+)
 from corpusalign.translate import make_translator
 
 log = logging.getLogger(__name__)
