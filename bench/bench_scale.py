@@ -5,7 +5,8 @@ For each size, a synthetic en/de/ja corpus of ``bench/make_corpus.py`` (one conc
 non-model pipeline (``bench/pipelines/no-verify.yaml``: everything but embedding verification),
 report included, ``--quiet``. While the build runs, every 100 ms: the RSS of the build process
 (the driver) and of each of its descendant processes (Ray's workers, raylet and object store; none
-on the local executor), from ``/proc``. Results go to ``bench/results/scale.json``::
+on the local executor), from ``/proc``, and the stage the build's working files show
+(``rss_by_stage.stage_of``), for the driver's peak and the seconds of each stage. Results go to ``bench/results/scale.json``::
 
     python bench/bench_scale.py --concepts 1000000 10000000 --executors local ray
 
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import psutil
+from rss_by_stage import stage_of
 
 BENCH = Path(__file__).resolve().parent
 WORK = BENCH / "_work" / "scale"
@@ -65,14 +67,19 @@ def run_build(inputs: Path, out: Path, executor: str, num_cpus: int) -> dict[str
     cmd += ["-i", str(inputs), "-o", str(out), "--quiet", "--overwrite"]
     if executor == "ray":
         cmd += ["--executor", "ray", "--num-cpus", str(num_cpus)]
-    start = time.perf_counter()
+    subprocess.run(["rm", "-rf", str(out)], check=True)  # stage_of reads the output's working files
+    start = last = time.perf_counter()
     proc = subprocess.Popen(cmd)
     driver = psutil.Process(proc.pid)
     peak_driver = peak_worker = peak_total = 0
     worker_name = ""
+    by_stage: dict[str, list[float]] = {}  # stage -> [driver peak RSS, seconds]
     while proc.poll() is None:
         d = _rss(driver)
         peak_driver = max(peak_driver, d)
+        now = time.perf_counter()
+        seen = by_stage.setdefault(stage_of(out), [0, 0.0])
+        seen[0], seen[1], last = max(seen[0], d), seen[1] + now - last, now
         total = d
         try:
             kids = driver.children(recursive=True)
@@ -100,6 +107,8 @@ def run_build(inputs: Path, out: Path, executor: str, num_cpus: int) -> dict[str
         "largest_child_peak_mib": round(peak_worker / 2**20),
         "largest_child": worker_name,
         "all_processes_peak_mib": round(peak_total / 2**20),
+        "driver_peak_mib_by_stage": {k: round(v[0] / 2**20) for k, v in by_stage.items()},
+        "seconds_by_stage": {k: round(v[1], 1) for k, v in by_stage.items()},
         "rows_kept": manifest["counts"]["rows"],
         "accounting_ok": manifest["accounting"]["ok"],
     }
