@@ -167,6 +167,20 @@ def test_bucket_files_give_each_bucket_its_rows_in_batch_order(tmp_path: Path) -
         read_bucket(paths, n_buckets)
 
 
+def test_a_build_writes_one_bucket_file_per_batch(tmp_path: Path) -> None:
+    """Stages 3 and 4 meet through one file per batch, whatever the number of buckets (one file per
+    (batch, bucket) grew with the square of the corpus)."""
+    inp = write_input(tmp_path / "in.jsonl")
+    out = tmp_path / "corpus"
+    build(small_config(batch_size=40, shards__max_rows=MAX_ROWS), [inp], out, progress=False, keep_work=True)
+    work = out / "_work"
+    n_batches = json.loads((work / "stage1.done.json").read_text())["batches"]
+    n_buckets = json.loads((work / "buckets.json").read_text())["buckets"]
+    assert n_batches >= 2 and n_buckets > n_batches
+    files = sorted(p.name for p in (work / "buckets").iterdir())
+    assert files == [f"part-{i:06d}.arrow" for i in range(n_batches)]
+
+
 # ---------------------------------------------------------------------------------------- manifest
 def test_manifest_fields(built: tuple[Path, Path]) -> None:
     inp, out = built
