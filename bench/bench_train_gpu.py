@@ -341,16 +341,19 @@ def run_one(spec: str, args: argparse.Namespace, packer: Packer, shape: Shape, t
 
 
 def run_product(spec: str, args: argparse.Namespace, root: Path, shape: Shape, tok: Any, device: torch.device) -> dict[str, Any]:
-    """``train-amp|train-bf16[+compile]``: the product's own ``corpusalign.training.loop.train`` on the same
-    corpus, tokenizer and model shape, unpacked (one row per sequence, as ``corpusalign train`` runs),
-    with its prefetch thread; throughput from its ``train_log.jsonl`` (real tokens, padding excluded)."""
+    """``train-amp|train-bf16[+compile][+pack]``: the product's own ``corpusalign.training.loop.train`` on the
+    same corpus, tokenizer and model shape, with its prefetch thread; throughput from its
+    ``train_log.jsonl`` (real tokens, padding excluded). Unpacked (one row per sequence) unless
+    ``+pack``: ``pack: true`` with ``max_length`` = ``--seq-len``, so a batch's rows fill packed rows
+    of that length (block-diagonal attention, unlike this script's own packer)."""
     from corpusalign.training.config import load_train_config
     from corpusalign.training.loop import train
 
     parts = spec.split("+")
     weights = parts[0].removeprefix("train-")
-    if weights not in ("amp", "bf16") or any(x != "compile" for x in parts[1:]):
-        raise ValueError(f"run {spec!r}: expected train-amp|train-bf16 with an optional +compile")
+    if weights not in ("amp", "bf16") or any(x not in ("compile", "pack") for x in parts[1:]):
+        raise ValueError(f"run {spec!r}: expected train-amp|train-bf16 with optional +compile and +pack")
+    packed = "pack" in parts[1:]
     model_dir, out = WORK / "train-product-model", WORK / f"train-product-{spec.replace('+', '-')}"
     for folder in (model_dir, out):
         if folder.exists():
@@ -367,7 +370,8 @@ def run_product(spec: str, args: argparse.Namespace, root: Path, shape: Shape, t
         objective="sft",
         task="to_anchor",
         concepts_per_batch=args.concepts,
-        max_length=args.max_length,
+        max_length=args.seq_len if packed else args.max_length,
+        pack=packed,
         steps=args.warmup + args.steps,
         lr=args.lr,
         log_every=1,
@@ -394,6 +398,7 @@ def run_product(spec: str, args: argparse.Namespace, root: Path, shape: Shape, t
         "product": True,
         "weights": weights,
         "compile": "compile" in parts[1:],
+        "pack": packed,
         "steps": result.steps,
         "timed_steps": len(timed),
         "rows_per_step": result.rows / max(result.steps, 1),
@@ -424,7 +429,8 @@ def main() -> int:
         "--runs",
         default=None,
         help="comma-separated: amp|bf16|fp32, optionally +compile (this script's packed loop), or train-amp|train-bf16, "
-        "optionally +compile (corpusalign's own train(), unpacked); default amp,bf16,bf16+compile,train-bf16+compile",
+        "optionally +compile and +pack (corpusalign's own train()); default amp,bf16,bf16+compile,train-bf16+compile,"
+        "train-bf16+compile+pack",
     )
     ap.add_argument("--hidden", type=int, default=1536)
     ap.add_argument("--layers", type=int, default=16)
@@ -449,7 +455,7 @@ def main() -> int:
     if args.cpu_smoke:
         args.hidden, args.layers, args.heads, args.ffn, args.vocab = 64, 2, 2, 128, 2048
         args.seq_len, args.batch_rows, args.concepts, args.warmup, args.steps = 128, 2, 8, 1, 3
-        args.runs = args.runs or "amp,bf16,train-amp,train-bf16"
+        args.runs = args.runs or "amp,bf16,train-amp,train-bf16,train-bf16+pack"
         device = torch.device("cpu")
         torch.set_num_threads(1)
     elif torch.cuda.is_available():
@@ -458,7 +464,7 @@ def main() -> int:
         torch.backends.cudnn.allow_tf32 = True
     else:
         ap.error("no CUDA device: this benchmark is for a GPU (use --cpu-smoke to test the code path on CPU)")
-    args.runs = args.runs or "amp,bf16,bf16+compile,train-bf16+compile"
+    args.runs = args.runs or "amp,bf16,bf16+compile,train-bf16+compile,train-bf16+compile+pack"
     args.kv_heads = args.kv_heads or args.heads
     if args.hidden % args.heads:
         ap.error("--hidden must be a multiple of --heads")
@@ -501,8 +507,9 @@ def main() -> int:
         try:
             if spec.startswith("train-"):
                 r = run_product(spec, args, root, shape, tok, device)
+                layout = "packed" if r["pack"] else "unpacked"
                 print(
-                    f"run {spec} (corpusalign train, unpacked rows of ~{r['tokens_per_row']:.0f} tokens): "
+                    f"run {spec} (corpusalign train, {layout} rows of ~{r['tokens_per_row']:.0f} tokens): "
                     f"{r['tokens_per_s']:,.0f} tokens/s, MFU {100 * (r['mfu'] or 0):.1f}% "
                     f"(6N {100 * (r['mfu_6n'] or 0):.1f}%), loss {r['loss_first']:.3f} -> {r['loss_last']:.3f}"
                 )

@@ -10,7 +10,8 @@
 #   1. bench/bench_embed_gpu.py               -> bench_embed_gpu.json, bench_embed_gpu.log   (<= 150 s)
 #   2. bench/bench_train_gpu.py amp,bf16      -> bench_train_gpu.json, bench_train_gpu.log   (<= 100 s)
 #   3. bench/bench_translate.py --gpu --n 64  -> bench_translate.json, bench_translate.log   (<= 130 s)
-#   4. bench/bench_train_gpu.py bf16+compile,train-bf16+compile (the second: corpusalign's own train())
+#   4. bench/bench_train_gpu.py bf16+compile,train-bf16+compile,train-bf16+compile+pack (the last two:
+#      corpusalign's own train(), unpacked and packed)
 #                                             -> bench_train_compile.json (log appended to bench_train_gpu.log);
 #      gets what is left before the deadline (GPU_SESSION_DEADLINE_S, default 440 s after the start;
 #      skipped under 90 s)
@@ -98,7 +99,7 @@ else
     step embed bench_embed_gpu.log 150 60 "$PY" bench/bench_embed_gpu.py --n 60000 --budget-s 110 --out "$OUT/bench_embed_gpu.json"
     step train bench_train_gpu.log 100 45 env OUT="$TMP_TRAIN/eager" "$PY" bench/bench_train_gpu.py --runs amp,bf16 --budget-s 80
     step translate bench_translate.log 130 45 "$PY" bench/bench_translate.py --gpu --n 64 --out "$OUT/bench_translate.json"
-    step train-compile bench_train_gpu.log 240 90 env OUT="$TMP_TRAIN/compile" "$PY" bench/bench_train_gpu.py --runs bf16+compile,train-bf16+compile --budget-s 100
+    step train-compile bench_train_gpu.log 240 90 env OUT="$TMP_TRAIN/compile" "$PY" bench/bench_train_gpu.py --runs bf16+compile,train-bf16+compile,train-bf16+compile+pack --budget-s 150
 fi
 cp "$TMP_TRAIN/eager/bench_train_gpu.json" "$OUT/bench_train_gpu.json" 2>/dev/null || note "no bench_train_gpu.json (eager runs)"
 cp "$TMP_TRAIN/compile/bench_train_gpu.json" "$OUT/bench_train_compile.json" 2>/dev/null || note "no bench_train_compile.json"

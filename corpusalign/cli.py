@@ -717,6 +717,10 @@ def train(
     compile_model: Annotated[
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model. \\[default: no-compile]")
     ] = None,
+    pack: Annotated[
+        bool | None,
+        typer.Option("--pack/--no-pack", help="Pack a batch's rows into rows of max_length tokens. \\[default: no-pack]"),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda (accelerate launch decides under torchrun).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of sampling, initialisation and dropout. \\[default: 0]")] = None,
     params: Annotated[
@@ -752,6 +756,7 @@ def train(
             precision=precision,
             weights=weights,
             compile=compile_model,
+            pack=pack,
             device=device,
             seed=seed,
             lora__enabled=lora,

@@ -17,7 +17,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_train_gpu.py"
 def test_cpu_smoke_runs_the_packed_loop_and_the_products_train(tmp_path: Path) -> None:
     env = {**os.environ, "OUT": str(tmp_path)}
     res = subprocess.run(
-        [sys.executable, str(BENCH), "--cpu-smoke", "--runs", "amp,train-amp,train-bf16"],
+        [sys.executable, str(BENCH), "--cpu-smoke", "--runs", "amp,train-amp,train-bf16,train-bf16+pack"],
         capture_output=True,
         text=True,
         timeout=900,
@@ -27,8 +27,9 @@ def test_cpu_smoke_runs_the_packed_loop_and_the_products_train(tmp_path: Path) -
     out = json.loads((tmp_path / "bench_train_gpu.json").read_text())
     runs = {r["run"]: r for r in out["results"]}
     assert "phases" in runs["amp"], runs["amp"]
-    for spec in ("train-amp", "train-bf16"):
+    for spec in ("train-amp", "train-bf16", "train-bf16+pack"):
         r = runs[spec]
+        assert r["pack"] == spec.endswith("+pack"), r
         assert r.get("product") and r["steps"] == r["timed_steps"] + 1, r  # --cpu-smoke: 1 warm-up step, 3 timed
         assert r["tokens_per_s"] > 0 and r["loss_first"] > 0 and r["tokens_per_row"] > 1
     assert "corpusalign train" not in res.stderr

@@ -277,6 +277,78 @@ def test_bf16_weights_train_in_bf16(corpus: Path, model_dir: Path, tmp_path: Pat
         load_train_config(weights="bf16", lora__enabled=True)
 
 
+def _collated(corpus: Path, model_dir: Path, objective: str = "sft", n: int = 12) -> tuple[dict[str, torch.Tensor], Collator]:
+    ds = ShardDataset(corpus)
+    collate = Collator(load_tokenizer(model_dir), langs=ds.langs, max_length=256, preference=objective != "sft", anchor="en")
+    return collate(Examples(ds, objective=objective, seed=1).__getitems__(list(range(n)))), collate
+
+
+def test_pack_keeps_every_row_and_restarts_positions(corpus: Path, model_dir: Path) -> None:
+    from corpusalign.training.packing import pack
+
+    batch, collate = _collated(corpus, model_dir)
+    packed = pack(batch, 256, collate.pad)
+    lengths = batch["attention_mask"].sum(1)
+    flat_ids, flat_pos = packed["packed_input_ids"].reshape(-1), packed["packed_position_ids"].reshape(-1)
+    used = []
+    for i, n in enumerate(lengths.tolist()):
+        at = packed["unpack"][i, :n]
+        assert torch.equal(flat_ids[at], batch["input_ids"][i, :n]), f"row {i}'s tokens"
+        assert torch.equal(flat_pos[at], torch.arange(n)), f"row {i}'s positions start at 0"
+        assert torch.equal(at, at[0] + torch.arange(n)), "a row stays contiguous"
+        assert int(at[0]) // packed["packed_input_ids"].shape[1] == int(at[-1]) // packed["packed_input_ids"].shape[1]
+        used += at.tolist()
+    assert len(used) == len(set(used)) == int(lengths.sum()), "every token once"
+    r, w = packed["packed_input_ids"].shape
+    assert w <= 256 and r < batch["input_ids"].shape[0], "short rows share packed rows"
+    assert r * w < batch["input_ids"].numel(), "less padding than the padded layout"
+
+
+@pytest.mark.parametrize("objective", ["sft", "dpo"])
+def test_packed_forward_gives_the_padded_logits_and_loss(corpus: Path, model_dir: Path, objective: str) -> None:
+    from corpusalign.training.packing import check_packing, forward_packed, pack
+
+    batch, collate = _collated(corpus, model_dir, objective)
+    packed = pack(batch, 256, collate.pad)
+    model = load_causal_lm(model_dir).eval()
+    with torch.no_grad():
+        padded = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits, _ = forward_packed(model, packed)
+    real = batch["attention_mask"].bool()
+    assert torch.allclose(padded[real], logits[real], atol=1e-4), "block-diagonal attention: no row sees another"
+    assert check_packing(model, packed, tolerance=1e-3) < 1e-4
+    cfg = load_train_config(objective=objective, reference="model")
+    ref = (lambda b: (torch.zeros(b["group"].shape[0]), torch.zeros(b["group"].shape[0]))) if objective == "dpo" else None
+    with torch.no_grad():
+        a, _, _ = batch_loss(model, batch, cfg, ref)
+        b, _, _ = batch_loss(model, packed, cfg, ref)
+    assert float(a) == pytest.approx(float(b), rel=1e-5)
+
+
+def test_check_packing_refuses_a_model_whose_attention_crosses_rows(corpus: Path, model_dir: Path) -> None:
+    from corpusalign.training.packing import check_packing, pack
+
+    batch, collate = _collated(corpus, model_dir)
+    packed = pack(batch, 256, collate.pad)
+    model = load_causal_lm(model_dir).eval()
+
+    class Leaky(torch.nn.Module):  # ignores the restarted positions: plain causal attention over a packed row
+        def forward(self, input_ids: torch.Tensor, position_ids: Any = None, attention_mask: Any = None, **kw: Any) -> Any:
+            mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+            return model(input_ids=input_ids, attention_mask=mask)
+
+    with pytest.raises(ValueError, match="does not keep packed rows apart"):
+        check_packing(Leaky(), packed, tolerance=1e-3)
+
+
+def test_packed_training_learns_what_padded_training_learns(corpus: Path, model_dir: Path, tmp_path: Path) -> None:
+    runs = {p: train(_cfg(model_dir, pack=p, steps=3), corpus, tmp_path / f"pack{p}", progress=False) for p in (False, True)}
+    assert runs[True].first_loss == pytest.approx(runs[False].first_loss, rel=1e-5)
+    assert runs[True].tokens == runs[False].tokens, "the same real tokens"
+    a, b = _weights(runs[False].checkpoint), _weights(runs[True].checkpoint)
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
 @pytest.mark.slow
 def test_compiled_model_trains_like_the_eager_one(corpus: Path, model_dir: Path, tmp_path: Path) -> None:
     eager = train(_cfg(model_dir, steps=2), corpus, tmp_path / "eager", progress=False)

@@ -84,6 +84,7 @@ class TrainConfig:
     precision: str = "auto"  # auto = bf16 on a GPU that has it, fp32 on CPU
     weights: str = "fp32"  # fp32 master weights (autocast per precision) | bf16 weights (no autocast, half the memory)
     compile: bool = False  # torch.compile the model (first steps slower while it compiles)
+    pack: bool = False  # lay a batch's rows end to end in rows of max_length tokens (block-diagonal attention)
     prefetch: int = 2  # batches prepared ahead in a background thread (pinned on CUDA); 0 = in series with the step
     seed: int = 0
     beta: float = 0.1  # DPO temperature; DCO's KL coefficient (gamma = beta between two non-anchor languages)

@@ -57,6 +57,7 @@ from corpusalign.progress import Progress
 from corpusalign.training.config import TrainConfig
 from corpusalign.training.data import ShardDataset
 from corpusalign.training.models import load_causal_lm, load_tokenizer, require_train_extra, resolve_model
+from corpusalign.training.packing import check_packing, forward_packed, pack
 from corpusalign.training.task import Collator, Examples
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ log = logging.getLogger(__name__)
 STATE = "trainer_state.json"
 LOG = "train_log.jsonl"
 SUMMARY = "train_summary.json"
+#: How far packed and padded log-probabilities may differ on the first batch (``pack: true``): float
+#: rounding, not a leak across rows (which moves them by whole nats). Keyed by accelerate's precision.
+PACK_TOLERANCE = {"no": 1e-3, "bf16": 0.25, "fp16": 0.1}
 REFERENCE = "reference_logps.pt"
 
 
@@ -238,8 +242,12 @@ def batch_loss(model: Any, batch: dict[str, Any], cfg: TrainConfig, ref: Any = N
     from corpusalign.training import objectives as obj
 
     want_hidden = cfg.consistency == "contrastive"
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=want_hidden)
-    logits, labels = out.logits, batch["labels"]
+    if "packed_input_ids" in batch:
+        logits, hidden = forward_packed(model, batch, hidden=want_hidden)
+    else:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=want_hidden)
+        logits, hidden = out.logits, out.hidden_states[-1] if want_hidden else None
+    labels = batch["labels"]
     b = batch["group"].shape[0]
     stats: dict[str, float] = {}
     if cfg.objective == "sft":
@@ -281,7 +289,7 @@ def batch_loss(model: Any, batch: dict[str, Any], cfg: TrainConfig, ref: Any = N
         if cfg.consistency == "kl":
             term = obj.consistency_kl(logits[:b], labels[:b], batch["group"])
         else:
-            pooled = obj.mean_pool(out.hidden_states[-1][:b], batch["prompt_mask"][:b] & batch["attention_mask"][:b].bool())
+            pooled = obj.mean_pool(hidden[:b], batch["prompt_mask"][:b] & batch["attention_mask"][:b].bool())
             term = obj.consistency_contrastive(pooled, batch["group"])
         stats["consistency"] = float(term.detach())
         loss = loss + cfg.consistency_weight * term
@@ -418,7 +426,11 @@ def train(
     feed_state = Feed(sampler, consumed=int(state.get("batches_consumed", 0)))
     forward = torch.compile(model) if cfg.compile else model  # the same parameters; checkpoints save `model`
     pin = acc.device.type == "cuda"
-    batches = Prefetch(feed_state, lambda idx: collate(examples.__getitems__(idx)), acc.device, cfg.prefetch, pin)
+    if cfg.pack:
+        make = lambda idx: pack(collate(examples.__getitems__(idx)), cfg.max_length, collate.pad)  # noqa: E731
+    else:
+        make = lambda idx: collate(examples.__getitems__(idx))  # noqa: E731
+    batches = Prefetch(feed_state, make, acc.device, cfg.prefetch, pin)
 
     # ---- the optimizer steps
     if main:
@@ -432,6 +444,7 @@ def train(
     total_tokens = total_rows = skipped = 0
     t_start = time.perf_counter()
     resumed_from = step
+    packing_checked = False
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     bars = Progress(enabled=progress and main)
@@ -442,6 +455,11 @@ def train(
                 micro_losses = []
                 for micro in range(cfg.grad_accum):
                     batch = next(batches)
+                    if cfg.pack and not packing_checked:  # one comparison with the padded layout, on a real batch
+                        with acc.autocast():
+                            tolerance = PACK_TOLERANCE[_precision(cfg) if cfg.weights == "fp32" else "bf16"]
+                            check_packing(model, batch, tolerance=tolerance)
+                        packing_checked = True
                     sync = micro == cfg.grad_accum - 1
                     ctx = acc.no_sync(model) if not sync and acc.num_processes > 1 else contextlib.nullcontext()
                     with ctx, acc.autocast():
