@@ -29,7 +29,10 @@ def stage_of(out: Path) -> str:
         return "3 select+bucket"
     dedup = work / "dedup"
     if (work / "stage1.done.json").exists():
-        steps = (("pairs-by-seq", "2e attach+confirm"), ("pairs-by-rep", "2d near pairs"), ("found", "2b-c same id, exact"))
+        if not dedup.exists() and (work / "stats" / "dedup.json").exists():
+            return "2f write duplicates"  # find_duplicates returned; duplicates.parquet being written
+        # 2e runs until find_duplicates returns: confirm, then the clusters and the sorted result
+        steps = (("pairs-by-seq", "2e attach..collect"), ("pairs-by-rep", "2d near pairs"), ("found", "2b-c same id, exact"))
         for sub, name in steps:
             if (dedup / sub).exists():
                 return name
