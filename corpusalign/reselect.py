@@ -546,8 +546,8 @@ class _ReselectRunner(Runner):
             )
             write_json({"buckets": bucket_count(rows, self.cfg.shards)}, self.work / "buckets.json")
             with make_executor(ExecutorOptions()) as executor:
-                n_buckets = self._stage3(executor, n_batches)
-                shards = self._stage4(executor, n_buckets)
+                n_buckets, n_files = self._stage3(executor, n_batches)
+                shards = self._stage4(executor, n_files, n_buckets)
             manifest = self._finish(n_batches, n_items, shards, time.perf_counter() - start)
         return BuildResult(self.out, manifest, time.perf_counter() - start, resumed=False)
 

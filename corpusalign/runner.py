@@ -13,7 +13,8 @@ A build runs in four stages, each resumable, all working files under ``OUTPUT/_w
    verify, staged as ``_work/stage1/part-N.parquet`` (written last);
 2. find duplicates over all staged batches, in partitioned units on the executor
    (:mod:`corpusalign.steps.duplicates`; ``_work/duplicates.parquet``);
-3. per staged batch, on the executor: attach duplicates -> select; rejected rows to ``rejected/``,
+3. per group of consecutive staged batches (:data:`ROWS_PER_SELECT_UNIT` rows), on the executor:
+   attach duplicates -> select, batch by batch; rejected rows to ``rejected/`` (a file per batch),
    kept rows to one file of hash-of-``concept_id`` buckets (``_work/buckets/part-N.arrow``);
 4. per bucket, on the executor: its rows from every batch's bucket file; sort, cut into shards
    between concepts, write ``shards/``.
@@ -66,7 +67,7 @@ from corpusalign.steps.translate import TranslateStep
 from corpusalign.steps.verify import SkipVerifyStep, VerifyStep
 from corpusalign.store import manifest as mf
 from corpusalign.store.files import TMP_SUFFIX, remove_temporaries, write_json, write_parquet
-from corpusalign.store.schema import QUARANTINE_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION, SHARD_SCHEMA, TEXT_FIELDS
+from corpusalign.store.schema import QUARANTINE_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION, SHARD_SCHEMA, TEXT_FIELDS, conform
 from corpusalign.store.shards import (
     QUARANTINE_DIR,
     REJECTED_DIR,
@@ -86,6 +87,10 @@ WORK = "_work"
 #: 3: inputs read per file, stage 2 in partitioned units under _work/dedup; 4: one bucket file per
 #: batch, _work/buckets/part-N.arrow).
 WORK_LAYOUT = 4
+#: Staged rows (records x languages) of a stage-3 unit, consecutive batches: its one bucket file holds
+#: their kept rows, and stage 4 reads (units x buckets) record batches, so larger units mean fewer,
+#: larger reads (a unit per 10,000-record batch made stage 4 read 300,000 of ~85 rows at 10M concepts).
+ROWS_PER_SELECT_UNIT = 300_000
 LOCK = ".lock"
 #: Ray's own log (its loggers, Ray Data's, what its workers print) of a build on ``--executor ray``,
 #: appended to by every run; kept after the build, since ``_work/`` is not.
@@ -182,41 +187,53 @@ def _write_staged(work: Path, record: dict[str, Any]) -> dict[str, int]:
     return {"index": unit.index, "embedded": int(verify.counters.get("texts_embedded", 0)) if verify else 0}
 
 
-def bucket_file(work: Path, i: int) -> Path:
-    """Batch ``i``'s kept rows, by bucket (written by stage 3, read by stage 4)."""
-    return work / "buckets" / f"part-{i:06d}.arrow"
+def bucket_file(work: Path, u: int) -> Path:
+    """Stage-3 unit ``u``'s kept rows, by bucket (written by stage 3, read by stage 4)."""
+    return work / "buckets" / f"part-{u:06d}.arrow"
+
+
+def select_units(n_batches: int, batch_size: int, n_langs: int) -> tuple[tuple[int, int], ...]:
+    """Stage 3's units: ``(first, end)`` of consecutive batches holding at most
+    :data:`ROWS_PER_SELECT_UNIT` staged rows (one batch at least)."""
+    per = max(1, ROWS_PER_SELECT_UNIT // max(1, batch_size * n_langs))
+    return tuple((lo, min(lo + per, n_batches)) for lo in range(0, n_batches, per))
 
 
 @dataclass(frozen=True)
 class _SelectJob:
-    """Stage 3 for one staged batch: attach its duplicates, select, write rejected rows and bucket files."""
+    """Stage 3 for consecutive staged batches: attach duplicates and select, batch by batch; write each
+    batch's rejected rows, then one bucket file of the kept rows of them all."""
 
     out: Path
     cfg: BuildConfig
     n_buckets: int
     steps: tuple[Step, ...]
+    units: tuple[tuple[int, int], ...]
 
-    def __call__(self, i: int) -> str:
-        """Returns the batch's step statistics as JSON (a plain value, as every executor wants)."""
+    def __call__(self, u: int) -> str:
+        """Returns the unit's step statistics as JSON (a plain value, as every executor wants)."""
         work = self.out / WORK
         run = RunStats()
-        batch = pl.read_parquet(work / "stage1" / f"part-{i:06d}.parquet")
+        parts = [work / "stage1" / f"part-{i:06d}.parquet" for i in range(*self.units[u])]
+        lo, hi = pl.scan_parquet(parts).select(lo=pl.col("_seq").min(), hi=pl.col("_seq").max()).collect().row(0)
         duplicates = pl.DataFrame(schema=DUPLICATES_SCHEMA)
-        if batch.height:  # duplicates.parquet is sorted by _seq, so this reads only the row groups of this batch
-            lo, hi = batch["_seq"].min(), batch["_seq"].max()
+        if lo is not None:  # duplicates.parquet is sorted by _seq: this reads only the row groups of these batches
             duplicates = pl.scan_parquet(work / "duplicates.parquet").filter(pl.col("_seq").is_between(lo, hi)).collect()
-        for step in (AttachDuplicatesStep(duplicates), *self.steps):
-            batch = step.process(batch, run[step.name])
-        rejected = batch.filter(pl.col("drop_reason").is_not_null())
-        kept = batch.filter(pl.col("drop_reason").is_null())
-        rpath = self.out / REJECTED_DIR / f"part-{i:06d}.parquet"
-        if rejected.height:
-            write_parquet(rejected.to_arrow(), rpath, REJECTED_SCHEMA)
-        else:
-            rpath.unlink(missing_ok=True)
-        write_buckets(kept, self.n_buckets, bucket_file(work, i))
+        kept: list[pa.Table] = []
+        for i, part in zip(range(*self.units[u]), parts, strict=True):
+            batch = pl.read_parquet(part)
+            for step in (AttachDuplicatesStep(duplicates), *self.steps):
+                batch = step.process(batch, run[step.name])
+            rejected = batch.filter(pl.col("drop_reason").is_not_null())
+            rpath = self.out / REJECTED_DIR / f"part-{i:06d}.parquet"
+            if rejected.height:
+                write_parquet(rejected.to_arrow(), rpath, REJECTED_SCHEMA)
+            else:
+                rpath.unlink(missing_ok=True)
+            kept.append(conform(batch.filter(pl.col("drop_reason").is_null()).to_arrow(), SHARD_SCHEMA))
+        write_buckets(pl.from_arrow(pa.concat_tables(kept)), self.n_buckets, bucket_file(work, u))  # type: ignore[arg-type]
         doc = run.to_dict()
-        write_json(doc, work / "stats" / f"stage3-{i:06d}.json")
+        write_json(doc, work / "stats" / f"stage3-{u:06d}.json")
         return json.dumps(doc)
 
 
@@ -226,13 +243,13 @@ class _ShardJob:
 
     out: Path
     cfg: BuildConfig
-    n_batches: int
+    n_files: int
 
     def __call__(self, b: int) -> str:
         """Returns ``{"bucket", "shards", "stats"}`` as JSON (a plain value, as every executor wants)."""
         work = self.out / WORK
         run = RunStats()
-        rows = read_bucket([bucket_file(work, i) for i in range(self.n_batches)], b)
+        rows = read_bucket([bucket_file(work, u) for u in range(self.n_files)], b)
         written: list[str] = []
         if rows.height:
             stats = run["write_shards"]
@@ -438,8 +455,8 @@ class Runner:
                         if isinstance(step, TranslateStep):
                             step.translator.close()
                 self._stage2(executor)
-                n_buckets = self._stage3(executor, n_batches)
-                shards = self._stage4(executor, n_batches, n_buckets)
+                n_buckets, n_files = self._stage3(executor, n_batches)
+                shards = self._stage4(executor, n_files, n_buckets)
             manifest = self._finish(n_batches, n_items, shards, time.perf_counter() - start)
         return BuildResult(self.out, manifest, time.perf_counter() - start, resumed)
 
@@ -606,7 +623,8 @@ class Runner:
         return dups
 
     # ---------------------------------------------------------------- stage 3: select and bucket
-    def _stage3(self, executor: Executor, n_batches: int) -> int:
+    def _stage3(self, executor: Executor, n_batches: int) -> tuple[int, int]:
+        """Returns ``(buckets, bucket files)``."""
         buckets_path = self.work / "buckets.json"
         if buckets_path.exists():
             n_buckets = json.loads(buckets_path.read_text())["buckets"]
@@ -614,25 +632,26 @@ class Runner:
             staged_rows = sum(s.rows for name, s in self.stats.steps.items() if name == "normalise")
             n_buckets = bucket_count(staged_rows, self.cfg.shards)
             write_json({"buckets": n_buckets}, buckets_path)
-        job = _SelectJob(self.out, self.cfg, n_buckets, tuple(self.plan.select_steps[1:]))
+        units = select_units(n_batches, self.cfg.batch_size, len(self.cfg.langs))
+        job = _SelectJob(self.out, self.cfg, n_buckets, tuple(self.plan.select_steps[1:]), units)
         todo: list[int] = []
         with self.progress.task("select and bucket", unit="batches", total=n_batches) as bar:
-            for i in range(n_batches):
-                marker = self.work / "stats" / f"stage3-{i:06d}.json"
+            for u, (lo, hi) in enumerate(units):
+                marker = self.work / "stats" / f"stage3-{u:06d}.json"
                 if marker.exists():
                     self.stats = self.stats.merge(RunStats.from_dict(json.loads(marker.read_text())))
-                    bar.advance(1)
+                    bar.advance(hi - lo)
                 else:
-                    todo.append(i)
-            for run in executor.map([Stage("select", fn=job)], todo):
+                    todo.append(u)
+            for u, run in zip(todo, executor.map([Stage("select", fn=job)], todo), strict=True):
                 self.stats = self.stats.merge(RunStats.from_dict(json.loads(run)))
-                bar.advance(1)
-        return n_buckets
+                bar.advance(units[u][1] - units[u][0])
+        return n_buckets, len(units)
 
     # ---------------------------------------------------------------- stage 4: shards
-    def _stage4(self, executor: Executor, n_batches: int, n_buckets: int) -> list[str]:
+    def _stage4(self, executor: Executor, n_files: int, n_buckets: int) -> list[str]:
         by_bucket: dict[int, list[str]] = {}
-        job = _ShardJob(self.out, self.cfg, n_batches)
+        job = _ShardJob(self.out, self.cfg, n_files)
         todo: list[int] = []
         with self.progress.task("write shards", unit="buckets", total=n_buckets) as bar:
             for b in range(n_buckets):

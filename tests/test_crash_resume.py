@@ -37,7 +37,7 @@ except ImportError:  # tests/ imported as a package
 
 DRIVER = Path(__file__).with_name("crash_driver.py")
 # small_config(batch_size=50, shards__max_rows=7) as a pipeline file for the CLI (checked equal below):
-# 103 records -> three stage-1 batches, ~59 buckets, ~66 shards; verification off.
+# 103 records -> three stage-1 batches (one stage-3 unit), ~59 buckets, ~66 shards; verification off.
 PIPELINE = "src: en\ntgt: [de, ja, sw]\nbatch_size: 50\nshards:\n  max_rows: 7\nverify:\n  enabled: false\n"
 RESUME_MESSAGE = "interrupted. Run the same command again to resume the build in {out}."
 
@@ -48,7 +48,7 @@ STAGE1_DONE = r"/_work/stage1\.done\.json$"
 DUPLICATES = r"/_work/duplicates\.parquet$"
 REJECTED = r"/rejected/part-\d+\.parquet$"
 BUCKET_FILE = r"/_work/buckets/part-\d+\.arrow$"
-STAGE3_MARKER_2 = r"/_work/stats/stage3-000001\.json$"
+STAGE3_MARKER = r"/_work/stats/stage3-000000\.json$"
 SHARD = r"/shards/part-\d+-\d+\.parquet$"  # not the _work/shards/bNNNNN.json markers
 BUCKET_DONE = r"/_work/shards/b\d+\.json$"
 STATS = r"/stats\.json$"
@@ -78,10 +78,12 @@ KILL_POINTS: dict[str, dict[str, Any]] = {
     "s2-mid-duplicates-write": _kill("files._fsync_replace", 1, DUPLICATES, truncate=True),
     # stage 3: batch 1's rejected rows about to be written (buckets.json written)
     "s3-before-rejected": _kill("runner.write_parquet", 1, REJECTED),
-    # stage 3: batch 2's bucket file half written (batch 1's whole, batch 2 not marked done)
-    "s3-mid-bucket-file": _kill("files._fsync_replace", 2, BUCKET_FILE, truncate=True),
-    # stage 3: right after batch 2's marker (batch 3 not started)
-    "s3-after-batch2-marker": _kill("runner.write_json", 1, STAGE3_MARKER_2, when="after"),
+    # stage 3: the bucket file half written (every batch's rejected rows written, the unit not marked done)
+    "s3-mid-bucket-file": _kill("files._fsync_replace", 1, BUCKET_FILE, truncate=True),
+    # stage 3: between two batches of one unit (batch 2's rejected rows written, batch 3 not started)
+    "s3-between-batches-of-a-unit": _kill("runner.write_parquet", 2, REJECTED, when="after"),
+    # stage 3: right after the unit's marker (stage 4 not started)
+    "s3-after-unit-marker": _kill("runner.write_json", 1, STAGE3_MARKER, when="after"),
     # stage 4: a shard half written to its temporary file, not renamed into place
     "s4-mid-shard-tmp": _kill("files._fsync_replace", 10, SHARD, truncate=True),
     # stage 4: between two shards of the run (shard 30 renamed into place, its bucket not marked done)
@@ -104,7 +106,7 @@ AFTER_MANIFEST = {"after-manifest-before-cleanup"}
 # SIGINT: the CLI stops cleanly (exit 130) and says how to resume
 INT_POINTS: dict[str, dict[str, Any]] = {
     "s1-second-batch": _kill("NormaliseStep.process", 2),
-    "s3-bucket-file": _kill("runner.write_buckets", 2, BUCKET_FILE),
+    "s3-bucket-file": _kill("runner.write_buckets", 1, BUCKET_FILE),
     "s4-shard-tmp-not-renamed": _kill("files._fsync_replace", 10, SHARD),
     "manifest-tmp-not-renamed": _kill("files._fsync_replace", 1, MANIFEST),
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,14 @@ except ImportError:  # tests/ imported as a package
 
 # 103 records in batches of 50: three stage-1 batches; shards of at most 7 rows: dozens of shards.
 CFG = small_config(batch_size=50, shards__max_rows=7)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def two_batches_per_select_unit() -> Iterator[None]:
+    """Stage 3 in units of two batches: the three batches make two units, one of two batches."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "ROWS_PER_SELECT_UNIT", 2 * CFG.batch_size * len(CFG.langs))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +84,7 @@ INTERRUPTIONS = {
     "stage1-writing-part": _interrupt(runner, "write_parquet", 2, _under("stage1")),
     # stage 2: finding duplicates
     "stage2": _interrupt(runner, "find_duplicates", 1),
-    # stage 3: batch 2's bucket file about to be written (batch 1's written, batch 2 not marked done)
+    # stage 3: the second unit's bucket file about to be written (the first unit done)
     "stage3-mid-batch": _interrupt(runner, "write_buckets", 2),
     # stage 4: a shard half written to its temporary file, not yet renamed into place
     "stage4-mid-shard": _interrupt(files, "_fsync_replace", 10, _is_shard, _truncate_tmp),

@@ -13,7 +13,7 @@ import pytest
 from corpusalign.config import BuildConfig, ConfigError, NormaliseConfig, config_from_dict, load_config
 from corpusalign.stats import StepStats
 from corpusalign.steps.base import BATCH_COLUMNS
-from corpusalign.steps.dedup import DedupSignatureStep
+from corpusalign.steps.dedup import DedupSignatureStep, jaccard
 from corpusalign.steps.duplicates import find_duplicates
 from corpusalign.steps.langid import LanguageIdStep
 from corpusalign.steps.normalise import NormaliseStep
@@ -144,6 +144,22 @@ def _duplicates(texts: list[str], cfg: BuildConfig | None = None, ids: list[str]
     dups = _find(batch, cfg)
     id_of = dict(zip(range(len(ids)), ids, strict=True))
     return {id_of[s]: (d, k) for s, d, k in dups.iter_rows()}
+
+
+def test_jaccard_of_character_ngrams() -> None:
+    """|A & B| / |A | B| over the sets of character n-grams; a text of n characters or fewer is one n-gram."""
+    import random
+
+    def reference(a: str, b: str, n: int) -> float:
+        grams = [{t[i : i + n] for i in range(len(t) - n + 1)} if len(t) > n else {t} for t in (a, b)]
+        return len(grams[0] & grams[1]) / len(grams[0] | grams[1])
+
+    assert jaccard("abcdef", "abcdef", 5) == 1.0
+    assert jaccard("abcdefg", "abcdexg", 5) == 0.2  # {abcde, bcdef, cdefg} vs {abcde, bcdex, cdexg}: 1 / 5
+    rng = random.Random(1)
+    for _ in range(5000):
+        a, b = ("".join(rng.choice("ab c") for _ in range(rng.randint(0, 14))) for _ in range(2))
+        assert jaccard(a, b, 5) == reference(a, b, 5), (a, b)
 
 
 def test_exact_duplicates_point_to_first_concept() -> None:

@@ -20,9 +20,9 @@ from corpusalign.store.shards import bucket_of, read_bucket, split_bucket, write
 from corpusalign.store.validate import validate
 
 try:
-    from helpers_store import n_records, reseal, sha256, shard_frame, small_config, write_input
+    from helpers_store import n_records, outcome, reseal, sha256, shard_frame, small_config, write_input
 except ImportError:  # tests/ imported as a package
-    from tests.helpers_store import n_records, reseal, sha256, shard_frame, small_config, write_input
+    from tests.helpers_store import n_records, outcome, reseal, sha256, shard_frame, small_config, write_input
 
 MAX_ROWS = 7
 MAX_BYTES = 600
@@ -167,18 +167,27 @@ def test_bucket_files_give_each_bucket_its_rows_in_batch_order(tmp_path: Path) -
         read_bucket(paths, n_buckets)
 
 
-def test_a_build_writes_one_bucket_file_per_batch(tmp_path: Path) -> None:
-    """Stages 3 and 4 meet through one file per batch, whatever the number of buckets (one file per
-    (batch, bucket) grew with the square of the corpus)."""
+def test_a_build_writes_one_bucket_file_per_select_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stages 3 and 4 meet through one file per stage-3 unit (consecutive batches), whatever the
+    number of buckets (one file per (batch, bucket) grew with the square of the corpus); the size of
+    the units changes no row of the corpus."""
+    import corpusalign.runner as runner
+
     inp = write_input(tmp_path / "in.jsonl")
-    out = tmp_path / "corpus"
-    build(small_config(batch_size=40, shards__max_rows=MAX_ROWS), [inp], out, progress=False, keep_work=True)
+    cfg = small_config(batch_size=20, shards__max_rows=MAX_ROWS)
+    whole = tmp_path / "one-unit"
+    build(cfg, [inp], whole, progress=False)
+    monkeypatch.setattr(runner, "ROWS_PER_SELECT_UNIT", 2 * cfg.batch_size * len(cfg.langs))  # two batches a unit
+    out = tmp_path / "two-batch-units"
+    build(cfg, [inp], out, progress=False, keep_work=True)
     work = out / "_work"
     n_batches = json.loads((work / "stage1.done.json").read_text())["batches"]
     n_buckets = json.loads((work / "buckets.json").read_text())["buckets"]
-    assert n_batches >= 2 and n_buckets > n_batches
+    assert n_batches >= 3 and n_buckets > n_batches
     files = sorted(p.name for p in (work / "buckets").iterdir())
-    assert files == [f"part-{i:06d}.arrow" for i in range(n_batches)]
+    assert files == [f"part-{u:06d}.arrow" for u in range(-(-n_batches // 2))]
+    assert outcome(out) == outcome(whole)
+    assert sorted(p.name for p in (out / "rejected").iterdir()) == sorted(p.name for p in (whole / "rejected").iterdir())
 
 
 # ---------------------------------------------------------------------------------------- manifest

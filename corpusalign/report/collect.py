@@ -506,14 +506,16 @@ def _duplicate_clusters(rejected_paths: list[str], src: str) -> dict[str, Any]:
     """Per duplicate reason (exact, near): clusters of source rows, their size histogram and the largest.
 
     A cluster (rows with the same ``dup_of``) may span rejected files, so the rows are grouped by
-    Polars' streaming engine over all of them, three narrow columns: memory grows with the number of
-    clusters (at most the rejected duplicates), not with the corpus."""
+    Polars' streaming engine over all of them, by a 64-bit hash of ``dup_of`` (8 bytes a cluster, not
+    the id's string; two clusters share a hash with probability about n^2 / 2^65, 3e-8 for a million):
+    memory grows with the number of clusters (at most the rejected duplicates), not with the corpus."""
     duplicates: dict[str, Any] = {}
     if not rejected_paths:
         return duplicates
     sizes = (
         pl.scan_parquet(rejected_paths)
         .filter(pl.col("drop_reason").is_in(_DUPLICATE_REASONS) & (pl.col("lang") == src))
+        .select("drop_reason", pl.col("dup_of").hash(seed=0))
         .group_by("drop_reason", "dup_of")
         .agg((pl.len() + 1).alias("size"))
         .group_by("drop_reason", "size")

@@ -49,9 +49,15 @@ def shingles(text: str, n: int) -> list[str]:
     return [text[i : i + n] for i in range(len(text) - n + 1)]
 
 
+def _shingle_set(text: str, n: int) -> set[str]:
+    return {text[i : i + n] for i in range(len(text) - n + 1)} if len(text) > n else {text}
+
+
 def jaccard(a: str, b: str, n: int) -> float:
-    sa, sb = set(shingles(a, n)), set(shingles(b, n))
-    return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
+    """Jaccard similarity of the character n-gram sets of ``a`` and ``b`` (the union counted, not built)."""
+    sa, sb = _shingle_set(a, n), _shingle_set(b, n)
+    inter = len(sa & sb)
+    return inter / (len(sa) + len(sb) - inter)
 
 
 def band_keys(signatures: np.ndarray, bands: int) -> np.ndarray:
