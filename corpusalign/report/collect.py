@@ -13,8 +13,8 @@ in record batches of :data:`BATCH_ROWS` rows (texts only to measure their length
 each report section keeps only aggregates that merge across batches: histogram counts, pattern and
 language counts, the quantiles' candidate values (an exact two-pass selection, :class:`_KeyCounts`),
 a bounded sample of pairs chosen by a hash of the concept id, and the first examples per reason in
-hash order. The one aggregate that grows is the duplicate clusters' sizes: one count per cluster
-(at most one per rejected duplicate), counted by Polars' streaming engine. docs/report.md, "Memory".
+hash order. The one aggregate that grows is the duplicate clusters' sizes: 8 bytes per rejected
+duplicate (a hash of its ``dup_of``), counted at the end. docs/report.md, "Memory".
 """
 
 from __future__ import annotations
@@ -505,33 +505,32 @@ class _LanguageId:
 def _duplicate_clusters(rejected_paths: list[str], src: str) -> dict[str, Any]:
     """Per duplicate reason (exact, near): clusters of source rows, their size histogram and the largest.
 
-    A cluster (rows with the same ``dup_of``) may span rejected files, so the rows are grouped by
-    Polars' streaming engine over all of them, by a 64-bit hash of ``dup_of`` (8 bytes a cluster, not
-    the id's string; two clusters share a hash with probability about n^2 / 2^65, 3e-8 for a million):
-    memory grows with the number of clusters (at most the rejected duplicates), not with the corpus."""
+    A cluster (rows with the same ``dup_of``) may span rejected files, so each file gives, per
+    reason, a 64-bit hash of ``dup_of`` for each of its duplicate source rows, and the clusters are
+    counted over all of them at the end: 8 bytes per rejected duplicate, nothing per kept row (two
+    clusters share a hash with probability about n^2 / 2^65, 3e-8 for a million clusters)."""
+    hashes: dict[str, list[np.ndarray]] = {reason: [] for reason in _DUPLICATE_REASONS}
+    for path in rejected_paths:
+        rows = (
+            pl.scan_parquet(path)
+            .filter(pl.col("drop_reason").is_in(_DUPLICATE_REASONS) & (pl.col("lang") == src))
+            .select("drop_reason", pl.col("dup_of").hash(seed=0))
+            .collect()
+        )
+        for (reason,), part in rows.group_by("drop_reason"):
+            hashes[str(reason)].append(part["dup_of"].to_numpy())
     duplicates: dict[str, Any] = {}
-    if not rejected_paths:
-        return duplicates
-    sizes = (
-        pl.scan_parquet(rejected_paths)
-        .filter(pl.col("drop_reason").is_in(_DUPLICATE_REASONS) & (pl.col("lang") == src))
-        .select("drop_reason", pl.col("dup_of").hash(seed=0))
-        .group_by("drop_reason", "dup_of")
-        .agg((pl.len() + 1).alias("size"))
-        .group_by("drop_reason", "size")
-        .agg(pl.len().alias("clusters"))
-        .collect(engine="streaming")
-        .sort("size")
-    )
     for reason in _DUPLICATE_REASONS:
-        part = sizes.filter(pl.col("drop_reason") == reason)
-        if part.height:
-            duplicates[reason] = {
-                "clusters": int(part["clusters"].sum()),
-                "concepts_dropped": int(((part["size"] - 1) * part["clusters"]).sum()),
-                "size_histogram": {str(s): int(c) for s, c in part.select("size", "clusters").iter_rows()},
-                "largest": int(part["size"].max()),  # type: ignore[arg-type]
-            }
+        if not hashes[reason]:
+            continue
+        _, per_cluster = np.unique(np.concatenate(hashes[reason]), return_counts=True)
+        sizes, clusters = np.unique(per_cluster + 1, return_counts=True)  # + the representative, which is kept
+        duplicates[reason] = {
+            "clusters": int(clusters.sum()),
+            "concepts_dropped": int(((sizes - 1) * clusters).sum()),
+            "size_histogram": {str(s): int(c) for s, c in zip(sizes.tolist(), clusters.tolist(), strict=True)},
+            "largest": int(sizes.max()),
+        }
     return duplicates
 
 
@@ -628,7 +627,9 @@ class _Lengths:
         )
         if self.sample is not None:
             found = pl.concat([self.sample, found])
-        self.sample = found.sort("lang", "_order", "concept_id", "kept").group_by("lang", maintain_order=True).head(LENGTH_SAMPLE)
+        sample = found.sort("lang", "_order", "concept_id", "kept").group_by("lang", maintain_order=True).head(LENGTH_SAMPLE)
+        # a copy: Polars' strings are views that would keep every chunk's whole text buffer alive
+        self.sample = pl.from_arrow(sample.to_arrow())  # type: ignore[assignment]
 
     def _source_chars(self, paths: list[str], ids: list[str]) -> pl.DataFrame:
         if not paths or not ids:
