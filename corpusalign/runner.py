@@ -90,7 +90,7 @@ WORK_LAYOUT = 4
 #: Staged rows (records x languages) of a stage-3 unit, consecutive batches: its one bucket file holds
 #: their kept rows, and stage 4 reads (units x buckets) record batches, so larger units mean fewer,
 #: larger reads (a unit per 10,000-record batch made stage 4 read 300,000 of ~85 rows at 10M concepts).
-ROWS_PER_SELECT_UNIT = 300_000
+ROWS_PER_SELECT_UNIT = 150_000
 LOCK = ".lock"
 #: Ray's own log (its loggers, Ray Data's, what its workers print) of a build on ``--executor ray``,
 #: appended to by every run; kept after the build, since ``_work/`` is not.
@@ -231,7 +231,8 @@ class _SelectJob:
             else:
                 rpath.unlink(missing_ok=True)
             kept.append(conform(batch.filter(pl.col("drop_reason").is_null()).to_arrow(), SHARD_SCHEMA))
-        write_buckets(pl.from_arrow(pa.concat_tables(kept)), self.n_buckets, bucket_file(work, u))  # type: ignore[arg-type]
+            del batch, rejected
+        write_buckets(kept, self.n_buckets, bucket_file(work, u))
         doc = run.to_dict()
         write_json(doc, work / "stats" / f"stage3-{u:06d}.json")
         return json.dumps(doc)

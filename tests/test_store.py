@@ -154,7 +154,7 @@ def test_bucket_files_give_each_bucket_its_rows_in_batch_order(tmp_path: Path) -
         _shard_rows(["only-one"], "b2"),
         _shard_rows([f"c{j}" for j in range(100, 160)], "b3"),
     ]
-    paths = [write_buckets(df, n_buckets, tmp_path / f"part-{i:06d}.arrow") for i, df in enumerate(batches)]
+    paths = [write_buckets([df.to_arrow()], n_buckets, tmp_path / f"part-{i:06d}.arrow") for i, df in enumerate(batches)]
     seen = 0
     for b in range(n_buckets):
         got = read_bucket(paths, b)

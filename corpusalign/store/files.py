@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -39,21 +39,21 @@ def write_parquet(table: pa.Table, path: Path, schema: pa.Schema, row_group_size
     return path
 
 
-def write_ipc(table: pa.Table, path: Path, schema: pa.Schema, cuts: Sequence[int]) -> Path:
-    """Write ``table`` conformed to ``schema`` atomically as an Arrow IPC file (lz4) of
-    ``len(cuts) - 1`` record batches: batch ``k`` holds rows ``cuts[k]:cuts[k + 1]`` (empty ones too).
+def write_ipc_batches(batches: Iterable[Sequence[pa.Table]], path: Path, schema: pa.Schema) -> Path:
+    """Write an Arrow IPC file (lz4) atomically, one record batch for each item of ``batches``: the
+    rows of its tables, conformed to ``schema`` (an item without rows gives an empty batch).
 
     For working files read back one record batch at a time: Parquet's per-file cost (zstd, footer,
     row groups) made many small pieces slow to write and read, and IPC batches are read without the rest.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    table = conform(table, schema).combine_chunks()
-    whole = table.to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=schema)
     options = ipc.IpcWriteOptions(compression="lz4")
     with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema, options=options) as writer:
-        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
-            writer.write_batch(whole.slice(lo, hi - lo))
+        for tables in batches:
+            rows = [conform(t, schema) for t in tables if t.num_rows]
+            whole = pa.concat_tables(rows).combine_chunks() if rows else None
+            writer.write_batch(whole.to_batches()[0] if whole is not None else pa.RecordBatch.from_pylist([], schema=schema))
     _fsync_replace(tmp, path)
     return path
 

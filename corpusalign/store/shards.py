@@ -24,7 +24,7 @@ import pyarrow as pa
 import xxhash
 
 from corpusalign.config import ShardConfig
-from corpusalign.store.files import read_ipc_batch, write_ipc
+from corpusalign.store.files import read_ipc_batch, write_ipc_batches
 from corpusalign.store.schema import SHARD_SCHEMA, TEXT_FIELDS
 
 SHARD_DIR = "shards"
@@ -43,13 +43,18 @@ def bucket_of(concept_ids: pl.Series, n_buckets: int) -> pl.Series:
     return pl.Series("_bucket", [xxhash.xxh3_64_intdigest(c.encode("utf-8")) % n_buckets for c in ids], dtype=pl.UInt32)
 
 
-def write_buckets(rows: pl.DataFrame, n_buckets: int, path: Path) -> Path:
-    """Write ``rows`` (shard columns) as one bucket file: record batch ``b`` holds bucket ``b``'s rows
-    in their order in ``rows``, and every bucket has its batch, empty or not."""
-    buckets = bucket_of(rows["concept_id"], n_buckets)
-    order = np.argsort(buckets.to_numpy(), kind="stable")
-    cuts = np.concatenate([[0], np.cumsum(np.bincount(buckets.to_numpy(), minlength=n_buckets))])
-    return write_ipc(rows.to_arrow().take(pa.array(order)), path, SHARD_SCHEMA, cuts.tolist())
+def write_buckets(parts: Sequence[pa.Table], n_buckets: int, path: Path) -> Path:
+    """Write the rows of ``parts`` (shard columns; the kept rows of consecutive batches) as one bucket
+    file: record batch ``b`` holds bucket ``b``'s rows, part by part in their order, and every bucket
+    has its batch, empty or not. Each part is reordered by bucket on its own, so the only copy of the
+    whole is the file."""
+    ordered, cuts = [], []
+    for part in parts:
+        buckets = bucket_of(pl.Series("concept_id", part.column("concept_id")), n_buckets).to_numpy()
+        ordered.append(part.take(pa.array(np.argsort(buckets, kind="stable"))))
+        cuts.append(np.concatenate([[0], np.cumsum(np.bincount(buckets, minlength=n_buckets))]))
+    pieces = ([t.slice(c[b], c[b + 1] - c[b]) for t, c in zip(ordered, cuts, strict=True)] for b in range(n_buckets))
+    return write_ipc_batches(pieces, path, SHARD_SCHEMA)
 
 
 def read_bucket(paths: Sequence[Path], bucket: int) -> pl.DataFrame:
