@@ -46,8 +46,8 @@ def bucket_of(concept_ids: pl.Series, n_buckets: int) -> pl.Series:
 def write_buckets(parts: Sequence[pa.Table], n_buckets: int, path: Path) -> Path:
     """Write the rows of ``parts`` (shard columns; the kept rows of consecutive batches) as one bucket
     file: record batch ``b`` holds bucket ``b``'s rows, part by part in their order, and every bucket
-    has its batch, empty or not. Each part is reordered by bucket on its own, so the only copy of the
-    whole is the file."""
+    has its batch, empty or not. Each part is reordered by bucket on its own (a copy of that part) and
+    each bucket's batch is assembled from their slices, so the unit is never concatenated whole."""
     ordered, cuts = [], []
     for part in parts:
         buckets = bucket_of(pl.Series("concept_id", part.column("concept_id")), n_buckets).to_numpy()
