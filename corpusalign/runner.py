@@ -16,8 +16,8 @@ A build runs in four stages, each resumable, all working files under ``OUTPUT/_w
 3. per group of consecutive staged batches (:data:`ROWS_PER_SELECT_UNIT` rows), on the executor:
    attach duplicates -> select, batch by batch; rejected rows to ``rejected/`` (a file per batch),
    kept rows to one file of hash-of-``concept_id`` buckets (``_work/buckets/part-N.arrow``);
-4. per bucket, on the executor: its rows from every batch's bucket file; sort, cut into shards
-   between concepts, write ``shards/``.
+4. per bucket, on the executor: its record batch of every stage-3 unit's bucket file; sort, cut
+   into shards between concepts, write ``shards/``.
 
 Then ``stats.json`` and, last, ``manifest.json``. The executor (:mod:`corpusalign.execute`) is this
 process (``local``) or a Ray cluster (``ray``); the units and the files they write are the same.
@@ -85,7 +85,7 @@ WORK = "_work"
 #: Version of what an unfinished build keeps in ``_work/`` (files and columns). A resume needs the
 #: same one: bump it when that changes (2: separate read stage; verify adds prefix_gain/source_gap;
 #: 3: inputs read per file, stage 2 in partitioned units under _work/dedup; 4: one bucket file per
-#: batch, _work/buckets/part-N.arrow).
+#: stage-3 unit, _work/buckets/part-N.arrow).
 WORK_LAYOUT = 4
 #: Staged rows (records x languages) of a stage-3 unit, consecutive batches: its one bucket file holds
 #: their kept rows, and stage 4 reads (units x buckets) record batches, so larger units mean fewer,
