@@ -165,6 +165,9 @@ def main() -> None:
     ap.add_argument("--eval-fraction", type=float, default=0.1)
     ap.add_argument("--max-concepts", type=int, default=None, help="evaluate at most this many held-out concepts")
     ap.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=False)
+    ap.add_argument(
+        "--pack", action=argparse.BooleanOptionalAction, default=True, help="sequence packing (same loss, fewer padded tokens)"
+    )
     ap.add_argument("--work", type=Path, default=HERE / "_work" / "alignment-v2")
     ap.add_argument("--results", type=Path, default=HERE / "results" / "alignment-v2")
     args = ap.parse_args()
@@ -198,6 +201,7 @@ def main() -> None:
                 device=args.device,
                 precision="bf16" if args.gpu else "fp32",
                 log_every=10,
+                pack=args.pack,
                 **CONDITIONS[cond],
             )
             ckpt = latest_checkpoint(out)
