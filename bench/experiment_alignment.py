@@ -78,18 +78,22 @@ def corpus(work: Path) -> Path:
 def run_eval(model: str, shards: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     if out.is_file():
         return json.loads(out.read_text())
+    import torch
+
     net, tok, _ = load_for_eval(model, args.device)
-    res = evaluate(
-        net,
-        tok,
-        shards,
-        eval_fraction=args.eval_fraction,
-        num_choices=4,
-        max_concepts=args.max_concepts,
-        max_length=args.max_length,
-        chat_template=args.chat_template,
-        batch_size=32,
-    )
+    # bf16 autocast (weights stay fp32, log-probabilities are summed in fp32), like training
+    with torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+        res = evaluate(
+            net,
+            tok,
+            shards,
+            eval_fraction=args.eval_fraction,
+            num_choices=4,
+            max_concepts=args.max_concepts,
+            max_length=args.max_length,
+            chat_template=args.chat_template,
+            batch_size=32,
+        )
     res["model"] = model
     out.write_text(json.dumps(res, indent=2) + "\n")
     return res
@@ -166,6 +170,13 @@ def main() -> None:
     ap.add_argument("--max-concepts", type=int, default=None, help="evaluate at most this many held-out concepts")
     ap.add_argument("--chat-template", action=argparse.BooleanOptionalAction, default=False)
     ap.add_argument(
+        "--precision",
+        choices=["bf16", "fp32"],
+        default="bf16",
+        help="bf16 autocast for training and evaluation, fp32 master weights (default; 1.7x faster than fp32 on a CPU with "
+        "AVX512-BF16)",
+    )
+    ap.add_argument(
         "--pack", action=argparse.BooleanOptionalAction, default=True, help="sequence packing (same loss, fewer padded tokens)"
     )
     ap.add_argument("--work", type=Path, default=HERE / "_work" / "alignment-v2")
@@ -199,7 +210,7 @@ def main() -> None:
                 missing="partial",
                 seed=seed,
                 device=args.device,
-                precision="bf16" if args.gpu else "fp32",
+                precision=args.precision,
                 log_every=10,
                 pack=args.pack,
                 **CONDITIONS[cond],
