@@ -341,6 +341,32 @@ def test_check_packing_refuses_a_model_whose_attention_crosses_rows(corpus: Path
         check_packing(Leaky(), packed, tolerance=1e-3)
 
 
+@pytest.mark.parametrize("weights", ["fp32", "bf16"])
+def test_packing_check_runs_in_fp32_under_bf16_autocast(
+    corpus: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights: str
+) -> None:
+    """bf16 autocast alone moves log-probabilities by up to 0.6 nats between two layouts of the same rows
+    (SmolLM2-135M on CPU), which the check took for a leak: with fp32 master weights it compares in fp32."""
+    import corpusalign.training.loop as loop
+
+    seen: list[tuple[bool, float]] = []
+
+    def spy(model: Any, batch: dict[str, Any], *, tolerance: float) -> float:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+        seen.append((out.logits.dtype == torch.bfloat16 or torch.is_autocast_enabled("cpu"), tolerance))
+        return 0.0
+
+    monkeypatch.setattr(loop, "check_packing", spy)
+    train(_cfg(model_dir, pack=True, steps=1, precision="bf16", weights=weights), corpus, tmp_path / "run", progress=False)
+    assert len(seen) == 1, "checked once, on the first batch"
+    bf16_seen, tolerance = seen[0]
+    if weights == "fp32":
+        assert not bf16_seen, "fp32 master weights: the check's forward runs without autocast"
+        assert tolerance == loop.PACK_TOLERANCE["no"]
+    else:
+        assert bf16_seen and tolerance == loop.PACK_TOLERANCE["bf16"]
+
+
 def test_packed_training_learns_what_padded_training_learns(corpus: Path, model_dir: Path, tmp_path: Path) -> None:
     runs = {p: train(_cfg(model_dir, pack=p, steps=3), corpus, tmp_path / f"pack{p}", progress=False) for p in (False, True)}
     assert runs[True].first_loss == pytest.approx(runs[False].first_loss, rel=1e-5)

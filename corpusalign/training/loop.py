@@ -383,12 +383,16 @@ def train(
     require_train_extra()
     import torch
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     output = Path(output)
     # Launched as several processes (torchrun, accelerate launch) on a machine without CUDA, accelerate
     # sets up CPU data parallelism only with cpu=True; otherwise every process trains alone as rank 0 of 1.
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cpu = cfg.device == "cpu" or (cfg.device == "auto" and world > 1 and not torch.cuda.is_available())
+    # accelerate keeps one mixed-precision setting per process and refuses another: forget the last run's
+    # (not the process group) so that one process can train runs of different precisions in turn
+    AcceleratorState._reset_state(reset_partial_state=False)
     acc = Accelerator(mixed_precision="no" if cfg.weights == "bf16" else _precision(cfg), cpu=cpu)
     if acc.num_processes != world and "WORLD_SIZE" in os.environ:
         raise ValueError(f"launched as {world} processes but accelerate runs {acc.num_processes}: check --device")
