@@ -194,6 +194,7 @@ class CachingEmbedder(Embedder):
         self.inner, self.name, self.model, self.dim = inner, inner.name, inner.model, inner.dim
         self.cache: dict[str, np.ndarray] = {}
         self.seconds = 0.0
+        self.dirty = False  # texts embedded since the cache was loaded or saved
 
     def describe(self) -> str:
         return self.inner.describe()
@@ -207,6 +208,9 @@ class CachingEmbedder(Embedder):
                 log.info("loaded %d cached embeddings from %s", len(self.cache), path)
 
     def save(self, path: Path) -> None:
+        if not self.dirty and path.is_file():
+            return
+        self.dirty = False
         path.parent.mkdir(parents=True, exist_ok=True)
         texts = list(self.cache)
         np.savez(
@@ -221,6 +225,7 @@ class CachingEmbedder(Embedder):
         if todo:
             started = time.perf_counter()
             self.cache.update(zip(todo, self.inner.encode(todo), strict=True))
+            self.dirty = True
             self.seconds += time.perf_counter() - started
             log.info("embedded %d texts (%.0f s so far)", len(todo), self.seconds)
         if len(texts) == 0:
@@ -659,7 +664,22 @@ def run_seed(args: argparse.Namespace, seed: int, concepts: pl.DataFrame, embedd
     t = time.perf_counter()
     calib_pairs = good_pairs(calib_concepts)
     calib_pairs = calib_pairs.select([c for c in calib_pairs.columns if calib_pairs[c].null_count() < calib_pairs.height])
-    result = calibrate(calib_pairs, embedder, SRC, seed=seed, **calibration_options(args))
+    gate_embedder: Embedder = embedder
+    adapter_info = None
+    if args.adapter == "fit":  # trained on this seed's calibration pairs only, like the gates
+        from adapter import AdaptedEmbedder, fit_adapter
+
+        adapter = fit_adapter(
+            embedder.encode(calib_pairs["src_text"].to_list()),
+            embedder.encode(calib_pairs["tgt_text"].to_list()),
+            epochs=args.adapter_epochs,
+            reg=args.adapter_reg,
+            seed=seed,
+        )
+        gate_embedder, adapter_info = AdaptedEmbedder(embedder, adapter), adapter.meta
+        timings["adapter_s"] = round(time.perf_counter() - t, 1)
+        log.info("adapter fitted on %d calibration pairs in %.0f s: %s", calib_pairs.height, timings["adapter_s"], adapter.meta)
+    result = calibrate(calib_pairs, gate_embedder, SRC, seed=seed, **calibration_options(args))
     timings["calibrate_s"] = round(time.perf_counter() - t, 1)
     log.info("calibrated gates for %s in %.0f s", sorted(result.gates), timings["calibrate_s"])
 
@@ -667,8 +687,10 @@ def run_seed(args: argparse.Namespace, seed: int, concepts: pl.DataFrame, embedd
     test = noisy_test_set(test_concepts, seed + 1, args.corrupt_share)
     lid = language_id(test["tgt_text"].to_list(), test["lang"].to_list())
     test = pl.concat([test, lid], how="horizontal")
-    feats = score_pairs(test, embedder, margin_k=4, pool="_round", src=SRC)
+    feats = score_pairs(test, gate_embedder, margin_k=4, pool="_round", src=SRC)
     feats = feats.with_columns(pl.Series("domain", domain_kind(feats), dtype=pl.String))
+    # the fixed methods (earlier gates, cos >= 0.8) read the plain embedder's scores
+    raw_feats = feats if gate_embedder is embedder else score_pairs(test, embedder, margin_k=4, pool="_round", src=SRC)
     timings["score_test_s"] = round(time.perf_counter() - t, 1)
     if args.embedding_cache:
         embedder.save(args.embedding_cache)
@@ -677,10 +699,10 @@ def run_seed(args: argparse.Namespace, seed: int, concepts: pl.DataFrame, embedd
     keep_ca, reasons_ca = gate_keep(feats, result.gates)
     keeps: dict[str, np.ndarray] = {"corpusalign": keep_ca}
     if PREVIOUS_GATES.is_file():
-        keeps["previous gates"] = gate_keep(feats, load_gates(str(PREVIOUS_GATES)))[0]
+        keeps["previous gates"] = gate_keep(raw_feats, load_gates(str(PREVIOUS_GATES)))[0]
     if DEFAULT_GATES and not args.no_shipped:
-        keeps["shipped gates"] = gate_keep(feats, dict(DEFAULT_GATES))[0]
-    keeps["cos>=0.8"] = feats["cos"].cast(pl.Float64).to_numpy() >= COSINE_THRESHOLD
+        keeps["shipped gates"] = gate_keep(raw_feats, dict(DEFAULT_GATES))[0]
+    keeps["cos>=0.8"] = raw_feats["cos"].cast(pl.Float64).to_numpy() >= COSINE_THRESHOLD
     keep_of, of_rejects = opusfilter_keep(
         feats["src_text"].to_list(), feats["tgt_text"].to_list(), SRC, feats["lang"].to_list(), use_lid=not args.no_lid_baseline
     )
@@ -700,7 +722,8 @@ def run_seed(args: argparse.Namespace, seed: int, concepts: pl.DataFrame, embedd
     labels = feats["label"].to_numpy().astype(bool)
     results: dict[str, Any] = {
         "seed": seed,
-        "embedder": embedder.describe(),
+        "embedder": gate_embedder.describe(),
+        "adapter": adapter_info,
         "data": {name: str(data_path(name)) for name in available_data()},
         "concepts": sizes,
         "test_pairs": feats.height,
@@ -851,6 +874,14 @@ def main(argv: list[str] | None = None) -> int:
         "--dump-pairs", type=Path, default=None, help="also write every held-out pair with its decision (Parquet, per seed)"
     )
     ap.add_argument("--diagnose", action="store_true", help="also measure candidate signals on the calibration split")
+    ap.add_argument(
+        "--adapter",
+        choices=["none", "fit"],
+        default="none",
+        help="fit: a translation-ranking adapter trained on each seed's calibration pairs, the gate scored through it",
+    )
+    ap.add_argument("--adapter-epochs", type=int, default=3, help="with --adapter fit")
+    ap.add_argument("--adapter-reg", type=float, default=1e-2, help="with --adapter fit: weight of ||W - I||^2")
     ap.add_argument(
         "--embedding-cache",
         type=Path,
