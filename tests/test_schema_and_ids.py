@@ -68,6 +68,24 @@ def test_conform_refuses_nulls_in_non_nullable(column: str) -> None:
         conform(t, SHARD_SCHEMA)
 
 
+def test_conform_returns_a_conformed_table_as_it_is_and_still_checks_its_nulls() -> None:
+    """The fast path for slices of conformed tables (stage 3 conforms each bucket slice): no copy, the
+    schema's metadata kept, and a non-nullable column that holds nulls anyway still refused."""
+    t = conform(_table([_shard_row(), _shard_row(lang="de", text="Hallo.")]), SHARD_SCHEMA)
+    piece = t.slice(1, 1)
+    assert conform(piece, SHARD_SCHEMA) is piece
+    stripped = t.replace_schema_metadata({})
+    out = conform(stripped, SHARD_SCHEMA)
+    assert out is not stripped and out.schema.equals(SHARD_SCHEMA, check_metadata=True), "metadata restored"
+    i = SHARD_SCHEMA.get_field_index("lang")
+    holey = pa.Table.from_arrays(
+        [pa.array([None, "de"], pa.string()) if k == i else t.column(k) for k in range(t.num_columns)], schema=SHARD_SCHEMA
+    )
+    assert holey.schema.equals(SHARD_SCHEMA, check_metadata=True)
+    with pytest.raises(ValueError, match="lang.*null"):
+        conform(holey, SHARD_SCHEMA)
+
+
 def test_conform_refuses_impossible_cast() -> None:
     t = _table([_shard_row()])
     i = t.schema.get_field_index("source_line")

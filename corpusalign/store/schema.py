@@ -88,6 +88,9 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     Raises ``ValueError`` naming the problem when a column is missing, a non-nullable column holds
     nulls, or a cast is impossible. Extra columns are dropped (they are working columns).
     """
+    if table.schema.equals(schema, check_metadata=True):  # conformed already (say, a slice of a conformed table)
+        _check_nulls(table, schema)
+        return table
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise ValueError(f"table lacks columns required by the schema: {missing}")
@@ -99,7 +102,13 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
                 col = col.cast(field.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise ValueError(f"column {field.name!r}: cannot cast {col.type} to {field.type}") from exc
-        if not field.nullable and col.null_count:
-            raise ValueError(f"column {field.name!r} holds {col.null_count} nulls but is not nullable")
         columns.append(col)
-    return pa.Table.from_arrays(columns, schema=schema)
+    table = pa.Table.from_arrays(columns, schema=schema)
+    _check_nulls(table, schema)
+    return table
+
+
+def _check_nulls(table: pa.Table, schema: pa.Schema) -> None:
+    for field in schema:
+        if not field.nullable and table.column(field.name).null_count:
+            raise ValueError(f"column {field.name!r} holds {table.column(field.name).null_count} nulls but is not nullable")
