@@ -666,19 +666,25 @@ def run_seed(args: argparse.Namespace, seed: int, concepts: pl.DataFrame, embedd
     calib_pairs = calib_pairs.select([c for c in calib_pairs.columns if calib_pairs[c].null_count() < calib_pairs.height])
     gate_embedder: Embedder = embedder
     adapter_info = None
-    if args.adapter == "fit":  # trained on this seed's calibration pairs only, like the gates
+    if args.adapter != "none":  # trained on this seed's calibration pairs only, like the gates
         from adapter import AdaptedEmbedder, fit_adapter
 
+        fit_pairs = calib_pairs
+        if args.adapter == "fit-split":  # adapter and gates learn from different concepts (halves by a salted hash)
+            half = calib_pairs["concept_id"].map_elements(
+                lambda c: hashlib.sha256(f"adapter\x1f{seed}\x1f{c}".encode()).digest()[0] % 2 == 0, return_dtype=pl.Boolean
+            )
+            fit_pairs, calib_pairs = calib_pairs.filter(half), calib_pairs.filter(~half)
         adapter = fit_adapter(
-            embedder.encode(calib_pairs["src_text"].to_list()),
-            embedder.encode(calib_pairs["tgt_text"].to_list()),
+            embedder.encode(fit_pairs["src_text"].to_list()),
+            embedder.encode(fit_pairs["tgt_text"].to_list()),
             epochs=args.adapter_epochs,
             reg=args.adapter_reg,
             seed=seed,
         )
         gate_embedder, adapter_info = AdaptedEmbedder(embedder, adapter), adapter.meta
         timings["adapter_s"] = round(time.perf_counter() - t, 1)
-        log.info("adapter fitted on %d calibration pairs in %.0f s: %s", calib_pairs.height, timings["adapter_s"], adapter.meta)
+        log.info("adapter fitted on %d calibration pairs in %.0f s: %s", fit_pairs.height, timings["adapter_s"], adapter.meta)
     result = calibrate(calib_pairs, gate_embedder, SRC, seed=seed, **calibration_options(args))
     timings["calibrate_s"] = round(time.perf_counter() - t, 1)
     log.info("calibrated gates for %s in %.0f s", sorted(result.gates), timings["calibrate_s"])
@@ -876,9 +882,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--diagnose", action="store_true", help="also measure candidate signals on the calibration split")
     ap.add_argument(
         "--adapter",
-        choices=["none", "fit"],
+        choices=["none", "fit", "fit-split"],
         default="none",
-        help="fit: a translation-ranking adapter trained on each seed's calibration pairs, the gate scored through it",
+        help="fit: a translation-ranking adapter trained on each seed's calibration pairs, the gate scored through it; "
+        "fit-split: the adapter on half of the calibration concepts, the gates on the other half",
     )
     ap.add_argument("--adapter-epochs", type=int, default=3, help="with --adapter fit")
     ap.add_argument("--adapter-reg", type=float, default=1e-2, help="with --adapter fit: weight of ||W - I||^2")
