@@ -685,6 +685,7 @@ def run_seed(args: argparse.Namespace, seed: int, concepts: pl.DataFrame, embedd
         gate_embedder, adapter_info = AdaptedEmbedder(embedder, adapter), adapter.meta
         timings["adapter_s"] = round(time.perf_counter() - t, 1)
         log.info("adapter fitted on %d calibration pairs in %.0f s: %s", fit_pairs.height, timings["adapter_s"], adapter.meta)
+        t = time.perf_counter()  # calibrate_s below: the gates alone
     result = calibrate(calib_pairs, gate_embedder, SRC, seed=seed, **calibration_options(args))
     timings["calibrate_s"] = round(time.perf_counter() - t, 1)
     log.info("calibrated gates for %s in %.0f s", sorted(result.gates), timings["calibrate_s"])
@@ -887,8 +888,8 @@ def main(argv: list[str] | None = None) -> int:
         help="fit: a translation-ranking adapter trained on each seed's calibration pairs, the gate scored through it; "
         "fit-split: the adapter on half of the calibration concepts, the gates on the other half",
     )
-    ap.add_argument("--adapter-epochs", type=int, default=3, help="with --adapter fit")
-    ap.add_argument("--adapter-reg", type=float, default=1e-2, help="with --adapter fit: weight of ||W - I||^2")
+    ap.add_argument("--adapter-epochs", type=int, default=3, help="with --adapter fit or fit-split")
+    ap.add_argument("--adapter-reg", type=float, default=1e-2, help="with --adapter fit or fit-split: weight of ||W - I||^2")
     ap.add_argument(
         "--embedding-cache",
         type=Path,
