@@ -1,7 +1,8 @@
 """Driver and worker memory, and time, of a build at 1M and 10M concepts, on the local and Ray executors.
 
-For each size, a synthetic en/de/ja corpus of ``bench/make_corpus.py`` (one concept = three rows,
-3% exact and 2% near duplicates planted) split into ``--files`` JSONL files, built with the
+For each size, a synthetic en/de/ja corpus of ``bench/make_corpus.py --distinct`` (one concept =
+three rows, 3% exact and 2% near duplicates planted, no chance repeats, so the duplicate share is the
+same at every size; ``--corpus repeats`` for the corpus with chance repeats) split into ``--files`` JSONL files, built with the
 non-model pipeline (``bench/pipelines/no-verify.yaml``: everything but embedding verification),
 report included, ``--quiet``. While the build runs, every 100 ms: the RSS of the build process
 (the driver) and of each of its descendant processes (Ray's workers, raylet and object store; none
@@ -31,15 +32,17 @@ WORK = BENCH / "_work" / "scale"
 NO_VERIFY = BENCH / "pipelines" / "no-verify.yaml"
 
 
-def make_inputs(concepts: int, files: int) -> Path:
+def make_inputs(concepts: int, files: int, corpus: str) -> Path:
     """``files`` JSONL files holding the corpus of ``concepts`` records, in order (made once, then kept)."""
-    folder = WORK / f"corpus-{concepts}"
-    done = WORK / f"corpus-{concepts}.done.json"  # not in the folder: every .json file there is an input
+    name = f"corpus-{concepts}" + ("-distinct" if corpus == "distinct" else "")
+    folder = WORK / name
+    done = WORK / f"{name}.done.json"  # not in the folder: every .json file there is an input
     if done.exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    whole = WORK / f"corpus-{concepts}.jsonl"
+    whole = WORK / f"{name}.jsonl"
     make = [sys.executable, str(BENCH / "make_corpus.py"), "--rows", str(3 * concepts), "--seed", "0", "-o", str(whole)]
+    make += ["--distinct"] if corpus == "distinct" else []
     subprocess.run(make, check=True)
     per = -(-concepts // files)
     with open(whole, "rb") as src:
@@ -100,6 +103,7 @@ def run_build(inputs: Path, out: Path, executor: str, num_cpus: int) -> dict[str
     if proc.returncode != 0:
         raise SystemExit(f"build failed ({proc.returncode}): {' '.join(cmd)}")
     manifest = json.loads((out / "manifest.json").read_text())
+    dedup = json.loads((out / "stats.json").read_text())["steps"].get("dedup", {}).get("counters", {})
     return {
         "executor": executor,
         "wall_s": round(wall, 1),
@@ -111,6 +115,7 @@ def run_build(inputs: Path, out: Path, executor: str, num_cpus: int) -> dict[str
         "seconds_by_stage": {k: round(v[1], 1) for k, v in by_stage.items()},
         "rows_kept": manifest["counts"]["rows"],
         "accounting_ok": manifest["accounting"]["ok"],
+        "dedup": dedup,
     }
 
 
@@ -121,25 +126,33 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=10, help="input files per corpus (Ray reads them in parallel)")
     ap.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance")
     ap.add_argument("--keep", action="store_true", help="keep the built corpora")
+    ap.add_argument(
+        "--corpus",
+        choices=["distinct", "repeats"],
+        default="distinct",
+        help="distinct (default): duplicates are the planted ones at every size (make_corpus.py --distinct); "
+        "repeats: fresh records may repeat sentence sets by chance, so the duplicate share grows with the corpus",
+    )
     ap.add_argument("-o", "--results", type=Path, default=BENCH / "results" / "scale.json")
     args = ap.parse_args()
     results = json.loads(args.results.read_text()) if args.results.exists() else []
     for concepts in args.concepts:
-        inputs = make_inputs(concepts, args.files)
+        inputs = make_inputs(concepts, args.files, args.corpus)
         for executor in args.executors:
             out = WORK / f"build-{concepts}-{executor}"
-            r = {"concepts": concepts, "rows": 3 * concepts, "files": args.files}
+            r = {"concepts": concepts, "rows": 3 * concepts, "files": args.files, "corpus": args.corpus}
             r |= run_build(inputs, out, executor, args.num_cpus)
             r["load_avg_1m"] = round(psutil.getloadavg()[0], 2)
             print(json.dumps(r), flush=True)
-            results = [x for x in results if (x["concepts"], x["executor"]) != (concepts, executor)] + [r]
+            key = (concepts, executor, args.corpus)
+            results = [x for x in results if (x["concepts"], x["executor"], x.get("corpus", "repeats")) != key] + [r]
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(results, indent=2) + "\n")
             if not args.keep:
                 subprocess.run(["rm", "-rf", str(out)], check=True)
-    by = {(r["concepts"], r["executor"]): r for r in results}
+    by = {(r["concepts"], r["executor"], r.get("corpus", "repeats")): r for r in results}
     for executor in args.executors:
-        small, big = (by.get((c, executor)) for c in (1_000_000, 10_000_000))
+        small, big = (by.get((c, executor, args.corpus)) for c in (1_000_000, 10_000_000))
         if small and big:
             print(
                 f"{executor}: driver peak {big['driver_peak_mib']} / {small['driver_peak_mib']} MiB = "

@@ -10,7 +10,12 @@ language. On top of that:
   characters: one letter of the English text (and of the German one) replaced by another letter,
   which keeps the character 5-gram Jaccard similarity around 0.9 (above the 0.8 dedup threshold).
 
-Records that happen to combine the same sentences add a few more duplicates, as a real corpus would.
+Records that happen to combine the same sentences add more duplicates, as a real corpus would; with
+a few thousand source sentences their share grows with the corpus (about 6% of the records at 1M
+concepts, 15% at 10M), and with it the work of deduplication. With ``--distinct`` a fresh record never
+reuses the set of sentences of an earlier one (it is drawn again), so the duplicates that differ in
+nothing but order or repetition are the planted ones and their share stays the same at any size
+(``bench/bench_scale.py`` uses it).
 Same ``--seed``, same source file, same ``--rows``: the same bytes. A JSON file next to the corpus
 (``NAME.meta.json``) records how many were planted, and a TSV file (``NAME.planted.tsv``, columns
 ``copy``, ``original``, ``kind``) which: the 0-based record index of each planted duplicate, the index of
@@ -85,7 +90,7 @@ def _edit_letter(text: str, rng: random.Random) -> str:
     return text[:i] + (new.upper() if text[i].isupper() else new) + text[i + 1 :]
 
 
-def make_corpus(rows: int, out: Path, seed: int = 0, source: Path | None = None) -> dict:
+def make_corpus(rows: int, out: Path, seed: int = 0, source: Path | None = None, distinct: bool = False) -> dict:
     """Write the corpus to ``out`` (atomically) and return what was planted."""
     source = source or default_source()
     sents = load_sentences(source)
@@ -95,6 +100,8 @@ def make_corpus(rows: int, out: Path, seed: int = 0, source: Path | None = None)
     records: list[tuple[str, str, str]] = []  # texts of every record so far, for duplicates
     long_records: list[int] = []  # indices of records whose English text is long enough to near-duplicate
     planted = {"fresh": 0, "exact_duplicate": 0, "near_duplicate": 0}
+    drawn: set[int] = set()  # hashes of the sentence sets of fresh records so far
+    redrawn = 0
     pairs: list[tuple[int, int, str]] = []  # (copy, original, kind): which records were planted
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -114,8 +121,16 @@ def make_corpus(rows: int, out: Path, seed: int = 0, source: Path | None = None)
                 planted["near_duplicate"] += 1
                 pairs.append((i, original, "near_duplicate"))
             else:
-                k = rng.choices(counts, weights)[0]
-                picked = [sents[rng.randrange(len(sents))] for _ in range(k)]
+                while True:
+                    k = rng.choices(counts, weights)[0]
+                    idx = [rng.randrange(len(sents)) for _ in range(k)]
+                    key = hash(frozenset(idx))
+                    if not distinct or key not in drawn:
+                        break
+                    redrawn += 1
+                if distinct:
+                    drawn.add(key)
+                picked = [sents[j] for j in idx]
                 texts = tuple(JOINERS[lang].join(s[j] for s in picked) for j, lang in enumerate(LANGS))  # type: ignore[assignment]
                 planted["fresh"] += 1
             if len(texts[0]) >= NEAR_MIN_CHARS:
@@ -137,6 +152,8 @@ def make_corpus(rows: int, out: Path, seed: int = 0, source: Path | None = None)
         "source": str(source),
         "source_sentences": len(sents),
         "planted": planted,
+        "distinct": distinct,
+        "redrawn": redrawn,
         "planted_pairs": truth.name,
         "bytes": out.stat().st_size,
     }
@@ -150,9 +167,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--source", type=Path, default=None, help="Tatoeba en/de/ja JSONL (default: shared copy, else bundled)")
     ap.add_argument("-o", "--output", type=Path, required=True)
+    ap.add_argument("--distinct", action="store_true", help="no fresh record repeats an earlier one's set of sentences")
     args = ap.parse_args()
     start = time.perf_counter()
-    meta = make_corpus(args.rows, args.output, args.seed, args.source)
+    meta = make_corpus(args.rows, args.output, args.seed, args.source, args.distinct)
     print(json.dumps({**meta, "seconds": round(time.perf_counter() - start, 2)}))
 
 

@@ -30,8 +30,8 @@ def stage_of(out: Path) -> str:
     dedup = work / "dedup"
     if (work / "stage1.done.json").exists():
         if not dedup.exists() and (work / "stats" / "dedup.json").exists():
-            return "2f write duplicates"  # find_duplicates returned; duplicates.parquet being written
-        # 2e runs until find_duplicates returns: confirm, then the clusters and the sorted result
+            return "2f write duplicates"  # write_duplicates returned; its statistics being written
+        # 2e runs until write_duplicates returns: confirm, then the unit that writes the clusters and the sorted result
         steps = (("pairs-by-seq", "2e attach..collect"), ("pairs-by-rep", "2d near pairs"), ("found", "2b-c same id, exact"))
         for sub, name in steps:
             if (dedup / sub).exists():

@@ -59,7 +59,7 @@ from corpusalign.read.units import ReadFileJob, assemble_batch
 from corpusalign.stats import RunStats, StepStats
 from corpusalign.steps.base import Step, check_wiring
 from corpusalign.steps.dedup import DUPLICATES_SCHEMA, DedupSignatureStep
-from corpusalign.steps.duplicates import find_duplicates
+from corpusalign.steps.duplicates import write_duplicates
 from corpusalign.steps.langid import LanguageIdStep
 from corpusalign.steps.normalise import NormaliseStep
 from corpusalign.steps.select import SelectStep
@@ -608,20 +608,26 @@ class Runner:
                 self.stats = self.stats.merge(RunStats.from_dict(d["stats"]))
 
     # ---------------------------------------------------------------- stage 2: duplicates
-    def _stage2(self, executor: Executor) -> pl.DataFrame:
+    def _stage2(self, executor: Executor) -> None:
         path = self.work / "duplicates.parquet"
         stats_path = self.work / "stats" / "dedup.json"
         if path.exists() and stats_path.exists():
             self.stats.steps["dedup"] = StepStats.from_dict(json.loads(stats_path.read_text()))
-            return pl.read_parquet(path)
+            return
         staged = sorted((self.work / "stage1").glob("part-*.parquet"))
-        dups = find_duplicates(staged, self.cfg, self.work / "dedup", executor, self.stats["dedup"], progress=self.progress)
-        write_json(self.stats["dedup"].to_dict(), stats_path)
-        table = dups.to_arrow()
-        # sorted by _seq in row groups of at most a batch: a stage-3 unit reads only its batch's groups
+        # sorted by _seq in row groups of at most a batch: a stage-3 unit reads only its batches' groups
         # (one file of every duplicate, read whole by every batch, made stage 3 quadratic in the corpus)
-        write_parquet(table, path, table.schema, row_group_size=self.cfg.batch_size)
-        return dups
+        write_duplicates(
+            staged,
+            self.cfg,
+            self.work / "dedup",
+            path,
+            executor,
+            self.stats["dedup"],
+            progress=self.progress,
+            row_group_size=self.cfg.batch_size,
+        )
+        write_json(self.stats["dedup"].to_dict(), stats_path)
 
     # ---------------------------------------------------------------- stage 3: select and bucket
     def _stage3(self, executor: Executor, n_batches: int) -> tuple[int, int]:

@@ -9,7 +9,7 @@ Everything after ``--`` is handed to the real CLI (``corpusalign.cli.app``). ``-
 kill point:
 
 ``target``
-    the function to wrap: ``runner.write_parquet``, ``runner.write_json``, ``runner.find_duplicates``,
+    the function to wrap: ``runner.write_parquet``, ``runner.write_json``, ``runner.write_duplicates``,
     ``files._fsync_replace`` (every atomic write renames through it), ``NormaliseStep.process``
     (once per stage-1 batch) or ``shutil.rmtree``;
 ``k``
@@ -54,7 +54,7 @@ TARGETS: dict[str, tuple[Any, str, int | None]] = {
     "runner.write_parquet": (runner, "write_parquet", 1),
     "runner.write_json": (runner, "write_json", 1),
     "runner.write_buckets": (runner, "write_buckets", 2),
-    "runner.find_duplicates": (runner, "find_duplicates", None),
+    "runner.write_duplicates": (runner, "write_duplicates", None),
     "files._fsync_replace": (files, "_fsync_replace", 1),
     "NormaliseStep.process": (NormaliseStep, "process", None),
     "shutil.rmtree": (shutil, "rmtree", 0),

@@ -73,7 +73,7 @@ KILL_POINTS: dict[str, dict[str, Any]] = {
     # stage 1: every batch staged, the done marker written to its temporary file, not renamed
     "s1-done-marker": _kill("files._fsync_replace", 1, STAGE1_DONE),
     # stage 2: finding duplicates
-    "s2-find-duplicates": _kill("runner.find_duplicates", 1),
+    "s2-find-duplicates": _kill("runner.write_duplicates", 1),
     # stage 2: dedup stats written, duplicates.parquet half written
     "s2-mid-duplicates-write": _kill("files._fsync_replace", 1, DUPLICATES, truncate=True),
     # stage 3: batch 1's rejected rows about to be written (buckets.json written)

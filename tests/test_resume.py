@@ -83,7 +83,7 @@ INTERRUPTIONS = {
     # stage 1: the staged part of batch 2 was being written (its quarantine and stats already were)
     "stage1-writing-part": _interrupt(runner, "write_parquet", 2, _under("stage1")),
     # stage 2: finding duplicates
-    "stage2": _interrupt(runner, "find_duplicates", 1),
+    "stage2": _interrupt(runner, "write_duplicates", 1),
     # stage 3: the second unit's bucket file about to be written (the first unit done)
     "stage3-mid-batch": _interrupt(runner, "write_buckets", 2),
     # stage 4: a shard half written to its temporary file, not yet renamed into place

@@ -163,7 +163,7 @@ def test_bucket_files_give_each_bucket_its_rows_in_batch_order(tmp_path: Path) -
         seen += got.height
     assert seen == sum(df.height for df in batches)
     assert len({read_bucket(paths, b).height for b in range(n_buckets)}) > 1, "the fixture must fill buckets unevenly"
-    with pytest.raises(ValueError, match="has 7 record batches, asked for batch 7"):
+    with pytest.raises(ValueError, match="has 7 pieces, asked for piece 7"):
         read_bucket(paths, n_buckets)
 
 

@@ -19,8 +19,10 @@ overwrites its own files, so a retry is harmless):
 5. **attach**, per partition: the distinct pairs get the first row's text, and go to partitions by
    the second row; **confirm**, per partition: the second row's text, and the exact Jaccard
    similarity of the two n-gram sets (>= ``threshold``) confirms a pair.
-6. In this process: connected components over the confirmed pairs (rows in near-duplicate clusters
-   only, never the corpus); every member but the component's first row is a ``near_duplicate`` of it.
+6. **collect**, one unit: connected components over the confirmed pairs (rows in near-duplicate
+   clusters only, never the corpus; every member but the component's first row is a
+   ``near_duplicate`` of it), and every duplicate, sorted by ``_seq``, written to the result file.
+   On Ray this runs on a worker: the driver never holds the list of duplicates.
 
 Every key is grouped in exactly one partition, so the result does not depend on ``P`` or on where a
 unit ran: the same groups and the same representative (the first row in input order) as one pass
@@ -29,7 +31,8 @@ over the whole corpus. Memory per unit is one partition (``P`` grows with the co
 
 Example::
 
-    dups = find_duplicates(sorted(Path("out/_work/stage1").glob("part-*.parquet")), cfg, Path("out/_work/dedup"))
+    staged = sorted(Path("out/_work/stage1").glob("part-*.parquet"))
+    write_duplicates(staged, cfg, Path("out/_work/dedup"), Path("out/_work/duplicates.parquet"))
 """
 
 from __future__ import annotations
@@ -43,13 +46,14 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from corpusalign.config import BuildConfig
 from corpusalign.execute import Executor, LocalExecutor, Stage
 from corpusalign.progress import Progress
 from corpusalign.stats import StepStats
 from corpusalign.steps.dedup import DUPLICATES_SCHEMA, dedup_text_expr, jaccard
-from corpusalign.store.files import write_parquet
+from corpusalign.store.files import read_piece, write_parquet, write_pieces
 
 #: Source rows per partition of a reduce (its hash tables stay at a few hundred MiB).
 ROWS_PER_PARTITION = 500_000
@@ -57,6 +61,16 @@ ROWS_PER_PARTITION = 500_000
 ROWS_PER_MAP_UNIT = 100_000
 _PAIRS = pl.Schema({"_rep": pl.UInt64, "_seq": pl.UInt64})
 _KEYED = pl.Schema({"_seq": pl.UInt64, "concept_id": pl.String, "dedup_key": pl.UInt64})
+#: What each kind of shuffled file holds (the map's four kinds, then the near pairs twice).
+_KINDS = {
+    "ids": _KEYED,
+    "exact": _KEYED,
+    "texts": pl.Schema({"_seq": pl.UInt64, "concept_id": pl.String, "t": pl.String}),
+    "bands": pl.Schema({"_seq": pl.UInt64, "band": pl.UInt8, "k": pl.UInt64}),
+    "pairs-by-rep": _PAIRS,
+    "pairs-by-seq": pl.Schema({"_rep": pl.UInt64, "_seq": pl.UInt64, "cid_rep": pl.String, "t_rep": pl.String}),
+}
+_ARROW = {kind: pl.DataFrame(schema=schema).to_arrow().schema for kind, schema in _KINDS.items()}
 
 
 def partition_count(source_rows: int, parallelism: int = 1) -> int:
@@ -69,16 +83,22 @@ def _part(key: pl.Expr, parts: int) -> pl.Expr:
     return (key.hash(seed=0x5EED) % parts).alias("_p")
 
 
-def _write_parts(frame: pl.DataFrame, folder: Path, name: str) -> None:
-    """``frame`` (with ``_p``) as ``folder/pNNNN/name.parquet``, one file per nonempty partition."""
-    for (p,), piece in frame.group_by("_p"):
-        table = piece.drop("_p").to_arrow()
-        write_parquet(table, folder / f"p{p:04d}" / f"{name}.parquet", table.schema)
+def _write_parts(frame: pl.DataFrame, path: Path, kind: str, pieces: int) -> None:
+    """``frame`` (with ``_p``, 0 <= ``_p`` < ``pieces``) as one file of ``pieces`` pieces, piece ``p``
+    the rows of ``_p == p`` in their order: one file per (unit, kind), however many partitions."""
+    frame = frame.sort("_p", maintain_order=True)
+    cuts = np.concatenate([[0], np.cumsum(np.bincount(frame["_p"].to_numpy(), minlength=pieces))])
+    table = frame.drop("_p").to_arrow()
+    write_pieces(([table.slice(cuts[p], cuts[p + 1] - cuts[p])] for p in range(pieces)), path, _ARROW[kind])
 
 
-def _scan(folder: Path, schema: pl.Schema) -> pl.LazyFrame:
-    files = sorted(folder.glob("*.parquet")) if folder.exists() else []
-    return pl.scan_parquet(files) if files else pl.LazyFrame(schema=schema)
+def _read_parts(folder: Path, kind: str, piece: int) -> pl.LazyFrame:
+    """Piece ``piece`` of every file in ``folder`` (written by :func:`_write_parts`), as one frame."""
+    files = sorted(folder.glob("*.arrow")) if folder.exists() else []
+    if not files:
+        return pl.LazyFrame(schema=_KINDS[kind])
+    table = pa.Table.from_batches([read_piece(f, piece, _ARROW[kind]) for f in files], schema=_ARROW[kind])
+    return pl.from_arrow(table.combine_chunks()).lazy()  # type: ignore[union-attr]
 
 
 def _seqs(files: Sequence[Path]) -> pl.LazyFrame:
@@ -94,14 +114,20 @@ class _Jobs:
     cfg: BuildConfig
     work: str
     parts: int
+    out: str = ""
+    row_group_size: int | None = None
 
     @property
     def root(self) -> Path:
         return Path(self.work)
 
     def _put(self, frame: pl.DataFrame, key: str, kind: str, name: str) -> None:
-        """``frame`` as ``kind/pNNNN/name.parquet``, by the partition of its column ``key``."""
-        _write_parts(frame.with_columns(_part(pl.col(key), self.parts)), self.root / kind, name)
+        """``frame`` as ``kind/name.arrow``, piece ``p`` the rows whose column ``key`` falls in partition ``p``."""
+        _write_parts(frame.with_columns(_part(pl.col(key), self.parts)), self.root / kind / f"{name}.arrow", kind, self.parts)
+
+    def _get(self, kind: str, p: int) -> pl.LazyFrame:
+        """Partition ``p`` of ``kind``: its piece of every unit's file."""
+        return _read_parts(self.root / kind, kind, p)
 
     # 1. map -------------------------------------------------------------------------------
     def map(self, u: int) -> str:
@@ -130,12 +156,14 @@ class _Jobs:
                 .explode("band", "k")
                 .filter(pl.col("k").is_not_null())
             )
-            self._put(keys, "k", "bands", name)
+            bands = self.cfg.dedup.bands  # piece p * bands + b: partition p's keys of band b, read one band at a time
+            keys = keys.with_columns((_part(pl.col("k"), self.parts).cast(pl.UInt32) * bands + pl.col("band")).alias("_p"))
+            _write_parts(keys, self.root / "bands" / f"{name}.arrow", "bands", self.parts * bands)
         return json.dumps({"rows": src.height})
 
     # 2. same id -----------------------------------------------------------------------------
     def same_id(self, p: int) -> str:
-        rows = _scan(self.root / "ids" / f"p{p:04d}", _KEYED)
+        rows = self._get("ids", p)
         found = _members(rows, "concept_id", _rep_key="dedup_key").select(
             "_seq",
             pl.col("concept_id").alias("dup_of"),
@@ -148,7 +176,7 @@ class _Jobs:
 
     # 3. exact ---------------------------------------------------------------------------------
     def exact(self, p: int) -> str:
-        rows = _scan(self.root / "exact" / f"p{p:04d}", _KEYED).join(self._done("same_id"), on="_seq", how="anti")
+        rows = self._get("exact", p).join(self._done("same_id"), on="_seq", how="anti")
         found = _members(rows, "dedup_key", dup_of="concept_id").select("_seq", "dup_of", pl.lit("duplicate").alias("dup_kind"))
         return self._found(found, "exact", p)
 
@@ -162,11 +190,11 @@ class _Jobs:
 
     # 4. near: candidate pairs -----------------------------------------------------------------
     def near(self, p: int) -> str:
-        schema = pl.Schema({"_seq": pl.UInt64, "band": pl.UInt8, "k": pl.UInt64})
-        rows = _scan(self.root / "bands" / f"p{p:04d}", schema).join(self._done("same_id", "exact"), on="_seq", how="anti")
+        done = self._done("same_id", "exact").collect().lazy()
+        bands = self.cfg.dedup.bands
         found = []
-        for b in range(self.cfg.dedup.bands):  # one band's keys in memory at a time: 1/bands of the partition
-            keyed = rows.filter(pl.col("band") == b)
+        for b in range(bands):  # one band's keys in memory at a time: 1/bands of the partition
+            keyed = _read_parts(self.root / "bands", "bands", p * bands + b).join(done, on="_seq", how="anti").collect().lazy()
             groups = _first_of_groups(keyed, ["k"])
             found.append(keyed.join(groups, on="k").filter(pl.col("_seq") != pl.col("_rep")).select("_rep", "_seq"))
         pairs = pl.concat(found).unique().collect(engine="streaming")
@@ -175,15 +203,14 @@ class _Jobs:
 
     # 5. attach the first row's text, then confirm with the second's --------------------------------
     def attach(self, q: int) -> str:
-        pairs = _scan(self.root / "pairs-by-rep" / f"p{q:04d}", _PAIRS).unique()
+        pairs = self._get("pairs-by-rep", q).unique()
         texts = self._texts(q).select(_rep="_seq", cid_rep="concept_id", t_rep="t")
         attached = pairs.join(texts, on="_rep").collect(engine="streaming")
         self._put(attached, "_seq", "pairs-by-seq", f"a{q:04d}")
         return json.dumps({"candidates": attached.height})
 
     def confirm(self, r: int) -> str:
-        schema = pl.Schema({"_rep": pl.UInt64, "_seq": pl.UInt64, "cid_rep": pl.String, "t_rep": pl.String})
-        pairs = _scan(self.root / "pairs-by-seq" / f"p{r:04d}", schema).join(self._texts(r), on="_seq").collect()
+        pairs = self._get("pairs-by-seq", r).join(self._texts(r), on="_seq").collect()
         n, keep = self.cfg.dedup.ngram, self.cfg.dedup.threshold
         ok = [jaccard(a, b, n) >= keep for a, b in zip(pairs["t_rep"], pairs["t"], strict=True)]
         confirmed = pairs.filter(pl.Series(ok, dtype=pl.Boolean)).select("_rep", "_seq", "cid_rep", cid=pl.col("concept_id"))
@@ -191,8 +218,20 @@ class _Jobs:
         write_parquet(table, self.root / "found" / "near-pairs" / f"p{r:04d}.parquet", table.schema)
         return json.dumps({"confirmed": confirmed.height})
 
+    # 6. the clusters of the confirmed pairs, and every duplicate sorted by _seq ---------------------
+    def collect(self, _: int) -> str:
+        """One unit: the near-duplicate clusters and the result file, written where the unit runs (on
+        Ray, a worker), so the process that drives the build never holds the list of duplicates."""
+        found = [pl.read_parquet(f) for k in ("same_id", "exact") for f in sorted((self.root / "found" / k).glob("*.parquet"))]
+        pairs = sorted((self.root / "found" / "near-pairs").glob("*.parquet"))
+        near = _components(pl.concat([pl.read_parquet(f) for f in pairs])) if pairs else pl.DataFrame(schema=DUPLICATES_SCHEMA)
+        dups = pl.concat([f.cast(DUPLICATES_SCHEMA) for f in [*found, near]]).sort("_seq")  # type: ignore[arg-type]
+        table = dups.to_arrow()
+        write_parquet(table, Path(self.out), table.schema, row_group_size=self.row_group_size)
+        return json.dumps(dict(dups.group_by("dup_kind").len().sort("dup_kind").iter_rows()))
+
     def _texts(self, p: int) -> pl.LazyFrame:
-        return _scan(self.root / "texts" / f"p{p:04d}", pl.Schema({"_seq": pl.UInt64, "concept_id": pl.String, "t": pl.String}))
+        return self._get("texts", p)
 
 
 def _first_of_groups(rows: pl.LazyFrame, key: list[str]) -> pl.LazyFrame:
@@ -240,21 +279,25 @@ def _components(pairs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def find_duplicates(
+def write_duplicates(
     staged: Sequence[Path],
     cfg: BuildConfig,
     work: Path,
+    out: Path,
     executor: Executor | None = None,
     stats: StepStats | None = None,
     parts: int | None = None,
     progress: Progress | None = None,
-) -> pl.DataFrame:
-    """Duplicates among the source rows of the ``staged`` batch files (``_seq``, ``concept_id``,
-    ``lang``, ``dedup_key``, ``lsh_bands`` and the text fields), found by units on ``executor``
-    (default: this process), their files under ``work`` (removed at the end).
+    row_group_size: int | None = None,
+) -> dict[str, int]:
+    """Find the duplicates among the source rows of the ``staged`` batch files (``_seq``,
+    ``concept_id``, ``lang``, ``dedup_key``, ``lsh_bands`` and the text fields) by units on
+    ``executor`` (default: this process), their files under ``work`` (removed at the end), and write
+    them to the Parquet file ``out`` in row groups of ``row_group_size`` rows; returns the count of
+    each ``dup_kind``.
 
-    Returns one row per duplicate concept, sorted by ``_seq``: ``dup_of`` (the ``concept_id`` it
-    duplicates) and ``dup_kind``: ``duplicate_id`` (same id, different text), ``duplicate`` (same
+    ``out`` holds one row per duplicate concept, sorted by ``_seq``: ``dup_of`` (the ``concept_id``
+    it duplicates) and ``dup_kind``: ``duplicate_id`` (same id, different text), ``duplicate`` (same
     text) or ``near_duplicate`` (Jaccard similarity of n-grams >= threshold). ``parts`` is ``P``
     (default: :func:`partition_count` of the staged rows); ``progress`` shows a bar of the units.
     """
@@ -263,9 +306,9 @@ def find_duplicates(
     shutil.rmtree(work, ignore_errors=True)
     heights = [pl.scan_parquet(f).select(pl.len()).collect().item() for f in staged]
     parts = parts or partition_count(sum(heights) // max(1, len(cfg.langs)), executor.parallelism)
-    jobs = _Jobs(tuple(map(str, staged)), _map_groups(heights, len(cfg.langs)), cfg, str(work), parts)
+    jobs = _Jobs(tuple(map(str, staged)), _map_groups(heights, len(cfg.langs)), cfg, str(work), parts, str(out), row_group_size)
     d = cfg.dedup
-    units = len(jobs.groups) + parts * (1 + d.exact + 3 * d.near)
+    units = len(jobs.groups) + parts * (1 + d.exact + 3 * d.near) + 1
     with (progress or Progress(enabled=False)).task("find duplicates", unit="units", total=units) as bar, stats.timed(0):
 
         def run(fn: Callable[[int], str], n: int, name: str) -> list[dict[str, int]]:
@@ -279,19 +322,33 @@ def find_duplicates(
         run(jobs.same_id, parts, "dedup_same_id")
         if d.exact:
             run(jobs.exact, parts, "dedup_exact")
-        kinds = ["same_id", "exact"]
         if d.near:
             run(jobs.near, parts, "dedup_near")
             stats.count("near_candidate_pairs", sum(r["candidates"] for r in run(jobs.attach, parts, "dedup_attach")))
             stats.count("near_confirmed_pairs", sum(r["confirmed"] for r in run(jobs.confirm, parts, "dedup_confirm")))
-        found = [pl.read_parquet(f) for k in kinds for f in sorted((work / "found" / k).glob("*.parquet"))]
-        pairs = sorted((work / "found" / "near-pairs").glob("*.parquet"))
-        near = _components(pl.concat([pl.read_parquet(f) for f in pairs])) if pairs else pl.DataFrame(schema=DUPLICATES_SCHEMA)
-        dups = pl.concat([f.cast(DUPLICATES_SCHEMA) for f in [*found, near]]).sort("_seq")  # type: ignore[arg-type]
-        for kind, n in dups.group_by("dup_kind").len().sort("dup_kind").iter_rows():
+        (counts,) = run(jobs.collect, 1, "dedup_collect")
+        for kind, n in counts.items():
             stats.count(kind, n)
     shutil.rmtree(work, ignore_errors=True)
-    return dups
+    return counts
+
+
+def find_duplicates(
+    staged: Sequence[Path],
+    cfg: BuildConfig,
+    work: Path,
+    executor: Executor | None = None,
+    stats: StepStats | None = None,
+    parts: int | None = None,
+    progress: Progress | None = None,
+) -> pl.DataFrame:
+    """:func:`write_duplicates`, the result read back as a frame (for callers that want it in memory)."""
+    out = work.with_name(work.name + ".duplicates.parquet")
+    write_duplicates(staged, cfg, work, out, executor, stats, parts, progress)
+    try:
+        return pl.read_parquet(out)
+    finally:
+        out.unlink(missing_ok=True)
 
 
 def _map_groups(heights: Sequence[int], n_langs: int) -> tuple[tuple[int, int], ...]:

@@ -39,32 +39,48 @@ def write_parquet(table: pa.Table, path: Path, schema: pa.Schema, row_group_size
     return path
 
 
-def write_ipc_batches(batches: Iterable[Sequence[pa.Table]], path: Path, schema: pa.Schema) -> Path:
-    """Write an Arrow IPC file (lz4) atomically, one record batch for each item of ``batches``: the
-    rows of its tables, conformed to ``schema`` (an item without rows gives an empty batch).
+#: One row per piece in a file of :func:`write_pieces`: the piece's record batch, serialised and compressed whole.
+_PIECES = pa.schema([pa.field("piece", pa.large_binary(), nullable=False), pa.field("size", pa.int64(), nullable=False)])
+_CODEC = "lz4"
 
-    For working files read back one record batch at a time: Parquet's per-file cost (zstd, footer,
-    row groups) made many small pieces slow to write and read, and IPC batches are read without the rest.
+
+def write_pieces(pieces: Iterable[Sequence[pa.Table]], path: Path, schema: pa.Schema) -> Path:
+    """Write a file of pieces atomically, one for each item of ``pieces``: the rows of its tables,
+    conformed to ``schema`` (an item without rows gives an empty piece), read back alone by
+    :func:`read_piece`.
+
+    For working files cut into many small pieces (a stage-3 unit's rows by bucket). A piece is one
+    record batch, serialised without its schema and compressed whole with LZ4; the file is an
+    uncompressed Arrow IPC file with one record batch (``piece``, ``size``) per piece. Arrow's own IPC
+    compression works buffer by buffer (two or three per column), which cost about 0.8 ms per small
+    piece to write and again to read, a cost paid units x buckets times; one block per piece costs a
+    fraction of that (``bench/bench_pieces.py``).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    options = ipc.IpcWriteOptions(compression="lz4")
-    with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema, options=options) as writer:
-        for tables in batches:
-            rows = [conform(t, schema) for t in tables if t.num_rows]
-            whole = pa.concat_tables(rows).combine_chunks() if rows else None
-            writer.write_batch(whole.to_batches()[0] if whole is not None else pa.RecordBatch.from_pylist([], schema=schema))
+    codec = pa.Codec(_CODEC)
+    packed, sizes = [], []
+    for tables in pieces:
+        rows = [conform(t, schema) for t in tables if t.num_rows]
+        batch = pa.concat_tables(rows).combine_chunks().to_batches()[0] if rows else pa.RecordBatch.from_pylist([], schema=schema)
+        raw = batch.serialize()
+        packed.append(codec.compress(raw, asbytes=True))
+        sizes.append(raw.size)
+    index = pa.record_batch([pa.array(packed, pa.large_binary()), pa.array(sizes, pa.int64())], schema=_PIECES)
+    with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, _PIECES) as writer:
+        writer.write_batch(index)  # one batch: a reader finds piece k without a footer entry per piece
     _fsync_replace(tmp, path)
     return path
 
 
-def read_ipc_batch(path: Path, k: int) -> pa.RecordBatch:
-    """Record batch ``k`` of an Arrow IPC file written by :func:`write_ipc`, read alone."""
-    with pa.OSFile(str(path)) as source:  # reads the footer and that batch only
-        reader = ipc.open_file(source)
-        if not 0 <= k < reader.num_record_batches:
-            raise ValueError(f"{path}: has {reader.num_record_batches} record batches, asked for batch {k}")
-        return reader.get_batch(k)
+def read_piece(path: Path, k: int, schema: pa.Schema) -> pa.RecordBatch:
+    """Piece ``k`` of a file written by :func:`write_pieces` with ``schema``, read alone (memory-mapped)."""
+    with pa.memory_map(str(path)) as source:
+        entries = ipc.open_file(source).get_batch(0)
+        if not 0 <= k < entries.num_rows:
+            raise ValueError(f"{path}: has {entries.num_rows} pieces, asked for piece {k}")
+        raw = pa.Codec(_CODEC).decompress(entries.column(0)[k].as_buffer(), decompressed_size=entries.column(1)[k].as_py())
+    return ipc.read_record_batch(raw, schema)
 
 
 def write_text(text: str, path: Path) -> Path:

@@ -6,10 +6,11 @@ language version of a concept lands in the same bucket. A bucket is sorted by (`
 always between concepts, never inside one. Shard files are named ``shards/part-BBBBB-KKK.parquet``
 for bucket ``B`` and piece ``K``.
 
-Between the two, each batch writes one *bucket file* (:func:`write_buckets`): its kept rows sorted by
-bucket, one Arrow IPC record batch per bucket, so a bucket is read as record batch ``B`` of every
-batch's file (:func:`read_bucket`). One file per batch, not one per (batch, bucket): the number of
-files grows with the corpus, not with its square.
+Between the two, each stage-3 unit writes one *bucket file* (:func:`write_buckets`): its kept rows
+by bucket, one compressed piece per bucket (:func:`~corpusalign.store.files.write_pieces`), so a
+bucket is read as piece ``B`` of every unit's file (:func:`read_bucket`). One file per unit, not one
+per (unit, bucket): the number of files grows with the corpus, not with its square. The number of
+pieces does (units x buckets), so a piece must be cheap to write and to read.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pyarrow as pa
 import xxhash
 
 from corpusalign.config import ShardConfig
-from corpusalign.store.files import read_ipc_batch, write_ipc_batches
+from corpusalign.store.files import read_piece, write_pieces
 from corpusalign.store.schema import SHARD_SCHEMA, TEXT_FIELDS
 
 SHARD_DIR = "shards"
@@ -45,22 +46,22 @@ def bucket_of(concept_ids: pl.Series, n_buckets: int) -> pl.Series:
 
 def write_buckets(parts: Sequence[pa.Table], n_buckets: int, path: Path) -> Path:
     """Write the rows of ``parts`` (shard columns; the kept rows of consecutive batches) as one bucket
-    file: record batch ``b`` holds bucket ``b``'s rows, part by part in their order, and every bucket
-    has its batch, empty or not. Each part is reordered by bucket on its own (a copy of that part) and
-    each bucket's batch is assembled from their slices, so the unit is never concatenated whole."""
+    file: piece ``b`` holds bucket ``b``'s rows, part by part in their order, and every bucket has its
+    piece, empty or not. Each part is reordered by bucket on its own (a copy of that part) and each
+    bucket's piece is written from their slices, so the unit is never concatenated whole."""
     ordered, cuts = [], []
     for part in parts:
         buckets = bucket_of(pl.Series("concept_id", part.column("concept_id")), n_buckets).to_numpy()
         ordered.append(part.take(pa.array(np.argsort(buckets, kind="stable"))))
         cuts.append(np.concatenate([[0], np.cumsum(np.bincount(buckets, minlength=n_buckets))]))
     pieces = ([t.slice(c[b], c[b + 1] - c[b]) for t, c in zip(ordered, cuts, strict=True)] for b in range(n_buckets))
-    return write_ipc_batches(pieces, path, SHARD_SCHEMA)
+    return write_pieces(pieces, path, SHARD_SCHEMA)
 
 
 def read_bucket(paths: Sequence[Path], bucket: int) -> pl.DataFrame:
     """Bucket ``bucket``'s rows from the bucket files ``paths``, in their order."""
-    batches = [read_ipc_batch(p, bucket) for p in paths]
-    return pl.from_arrow(pa.Table.from_batches(batches, schema=SHARD_SCHEMA))  # type: ignore[return-value]
+    rows = pa.Table.from_batches([read_piece(p, bucket, SHARD_SCHEMA) for p in paths], schema=SHARD_SCHEMA)
+    return pl.from_arrow(rows.combine_chunks())  # Polars takes one chunk per column far faster than hundreds  # type: ignore[return-value]
 
 
 def shard_name(bucket: int, piece: int) -> str:
