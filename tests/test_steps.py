@@ -13,7 +13,7 @@ import pytest
 from corpusalign.config import BuildConfig, ConfigError, NormaliseConfig, config_from_dict, load_config
 from corpusalign.stats import StepStats
 from corpusalign.steps.base import BATCH_COLUMNS
-from corpusalign.steps.dedup import DedupSignatureStep, jaccard
+from corpusalign.steps.dedup import DedupSignatureStep, jaccard, similar_pairs
 from corpusalign.steps.duplicates import find_duplicates
 from corpusalign.steps.langid import LanguageIdStep
 from corpusalign.steps.normalise import NormaliseStep
@@ -285,6 +285,21 @@ def test_find_duplicates_equals_one_pass_over_the_corpus_for_any_partitioning(tm
         assert got["_seq"].is_sorted()
         assert stats.rows == 240 and stats.counters["near_duplicate"] == sum(k == "near_duplicate" for _, k in want.values())
         assert not (tmp_path / "dedup").exists(), "the partition files are removed"
+
+
+def test_similar_pairs_answers_as_jaccard_does() -> None:
+    """The batched confirm (one set per run of equal first texts, a size bound before intersecting)
+    gives exactly ``jaccard >= threshold``, at the threshold itself too."""
+    rng = random.Random(3)
+    words = "tom mary is still asleep here now the cat dog sat on mat".split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randrange(1, 12))) for _ in range(60)] + ["", "abc", "aaaaaaaaaa"]
+    pairs = sorted((rng.choice(texts), rng.choice(texts)) for _ in range(3000))
+    pairs += [("abcdefgh", "abcdefghij"), ("abcdefghij", "abcdefgh"), ("12345678", "12345678")]  # A in B: J = |A| / |B|
+    for n, threshold in ((5, 0.8), (3, 0.5), (5, 4 / 6)):
+        firsts, seconds = [a for a, _ in pairs], [b for _, b in pairs]
+        want = [jaccard(a, b, n) >= threshold for a, b in pairs]
+        assert similar_pairs(firsts, seconds, n, threshold) == want
+        assert any(want) and not all(want)
 
 
 def test_dedup_can_be_switched_off() -> None:

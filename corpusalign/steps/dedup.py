@@ -20,7 +20,7 @@ Nothing is dropped here; the select step rejects rows whose concept has ``dup_of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import polars as pl
@@ -58,6 +58,26 @@ def jaccard(a: str, b: str, n: int) -> float:
     sa, sb = _shingle_set(a, n), _shingle_set(b, n)
     inter = len(sa & sb)
     return inter / (len(sa) + len(sb) - inter)
+
+
+def similar_pairs(firsts: Iterable[str], seconds: Iterable[str], n: int, threshold: float) -> list[bool]:
+    """``jaccard(a, b, n) >= threshold`` for each pair of ``firsts`` and ``seconds``, the same answers
+    for less work: a run of equal ``firsts`` (pairs sorted by their first text) builds its n-gram set
+    once, and two sets whose sizes alone bound the similarity below ``threshold`` are not intersected."""
+    out: list[bool] = []
+    last: str | None = None
+    sa: set[str] = set()
+    for a, b in zip(firsts, seconds, strict=True):
+        if a != last:
+            last, sa = a, _shingle_set(a, n)
+        sb = _shingle_set(b, n)
+        small, large = sorted((len(sa), len(sb)))
+        if small / large < threshold:  # |A & B| / |A | B| <= small / large (the same division when A is in B)
+            out.append(False)
+            continue
+        inter = len(sa & sb)
+        out.append(inter / (len(sa) + len(sb) - inter) >= threshold)
+    return out
 
 
 def band_keys(signatures: np.ndarray, bands: int) -> np.ndarray:

@@ -52,7 +52,7 @@ from corpusalign.config import BuildConfig
 from corpusalign.execute import Executor, LocalExecutor, Stage
 from corpusalign.progress import Progress
 from corpusalign.stats import StepStats
-from corpusalign.steps.dedup import DUPLICATES_SCHEMA, dedup_text_expr, jaccard
+from corpusalign.steps.dedup import DUPLICATES_SCHEMA, dedup_text_expr, similar_pairs
 from corpusalign.store.files import read_piece, write_parquet, write_pieces
 
 #: Source rows per partition of a reduce (its hash tables stay at a few hundred MiB).
@@ -98,7 +98,7 @@ def _read_parts(folder: Path, kind: str, piece: int) -> pl.LazyFrame:
     if not files:
         return pl.LazyFrame(schema=_KINDS[kind])
     table = pa.Table.from_batches([read_piece(f, piece, _ARROW[kind]) for f in files], schema=_ARROW[kind])
-    return pl.from_arrow(table.combine_chunks()).lazy()  # type: ignore[union-attr]
+    return pl.from_arrow(table, rechunk=False).lazy()  # type: ignore[union-attr]  # a few columns: chunks are cheap
 
 
 def _seqs(files: Sequence[Path]) -> pl.LazyFrame:
@@ -210,9 +210,8 @@ class _Jobs:
         return json.dumps({"candidates": attached.height})
 
     def confirm(self, r: int) -> str:
-        pairs = self._get("pairs-by-seq", r).join(self._texts(r), on="_seq").collect()
-        n, keep = self.cfg.dedup.ngram, self.cfg.dedup.threshold
-        ok = [jaccard(a, b, n) >= keep for a, b in zip(pairs["t_rep"], pairs["t"], strict=True)]
+        pairs = self._get("pairs-by-seq", r).join(self._texts(r), on="_seq").sort("_rep").collect()
+        ok = similar_pairs(pairs["t_rep"], pairs["t"], self.cfg.dedup.ngram, self.cfg.dedup.threshold)
         confirmed = pairs.filter(pl.Series(ok, dtype=pl.Boolean)).select("_rep", "_seq", "cid_rep", cid=pl.col("concept_id"))
         table = confirmed.to_arrow()
         write_parquet(table, self.root / "found" / "near-pairs" / f"p{r:04d}.parquet", table.schema)
