@@ -12,6 +12,7 @@ import pytest
 
 from corpusalign.config import BuildConfig, ConfigError, NormaliseConfig, config_from_dict, load_config
 from corpusalign.stats import StepStats
+from corpusalign.steps import duplicates
 from corpusalign.steps.base import BATCH_COLUMNS
 from corpusalign.steps.dedup import DedupSignatureStep, jaccard, similar_pairs
 from corpusalign.steps.duplicates import find_duplicates
@@ -246,9 +247,12 @@ def _reference_duplicates(rows: pl.DataFrame, cfg: BuildConfig) -> dict[int, tup
     return out
 
 
-def test_find_duplicates_equals_one_pass_over_the_corpus_for_any_partitioning(tmp_path: Path) -> None:
+def test_find_duplicates_equals_one_pass_over_the_corpus_for_any_partitioning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Staged in several files and run in 1, 3 or 7 partitions: the same groups and representatives
-    as the plain one-pass rule, with planted same-id, exact, chained-near and cross-file duplicates."""
+    as the plain one-pass rule, with planted same-id, exact, chained-near and cross-file duplicates;
+    and one shuffle file per unit and kind, however many partitions."""
     rng = random.Random(7)
     words = "right freedom thought conscience religion belief community others rest leisure hours pay".split()
     cfg = load_config(None, src="en", tgt=("de",), dedup__threshold=0.6)
@@ -278,10 +282,20 @@ def test_find_duplicates_equals_one_pass_over_the_corpus_for_any_partitioning(tm
         signed.slice(lo, 90).write_parquet(staged[-1])
     want = _reference_duplicates(signed, cfg)
     assert {k for _, k in want.values()} == {"duplicate", "duplicate_id", "near_duplicate"}, "every kind is planted"
+    written: list[Path] = []
+    real_write = duplicates.write_pieces
+    monkeypatch.setattr(
+        duplicates, "write_pieces", lambda pieces, path, schema: written.append(path) or real_write(pieces, path, schema)
+    )
     for parts in (1, 3, 7):
         stats = StepStats()
+        written.clear()
         got = find_duplicates(staged, cfg, tmp_path / "dedup", parts=parts, stats=stats)
         assert {s: (d, k) for s, d, k in got.iter_rows()} == want, parts
+        map_units = len(duplicates._map_groups([min(90, signed.height - lo) for lo in range(0, signed.height, 90)], 2))
+        assert len(written) == len(set(written)) == 4 * map_units + 2 * parts, (
+            "ids, exact, texts, bands per map unit; pairs twice"
+        )
         assert got["_seq"].is_sorted()
         assert stats.rows == 240 and stats.counters["near_duplicate"] == sum(k == "near_duplicate" for _, k in want.values())
         assert not (tmp_path / "dedup").exists(), "the partition files are removed"
