@@ -238,3 +238,26 @@ def test_missing_translate_extra_names_the_install_command(kind: str, monkeypatc
     translator = make_translator(load_config(src="en", tgt=["de"], translate__translator=kind, translate__cache=False))
     with pytest.raises(TranslatorUnavailable, match=r"pip install 'corpusalign\[translate\]'"):
         translator.check()
+
+
+def test_a_translator_with_nothing_to_load_runs_as_a_plain_step(tmp_path: Path) -> None:
+    """``tm`` without memory files loads nothing, so its step is fused with the plain steps (on Ray:
+    no actor holding a CPU while it waits); with a memory, or a machine translator, it holds a model."""
+    from corpusalign.runner import make_plan
+    from corpusalign.steps.translate import TranslateStep
+    from corpusalign.translate.tm import MemoryTranslator
+
+    memory = tmp_path / "tm.jsonl"
+    memory.write_text(json.dumps({"en": "Hello.", "de": "Hallo."}) + "\n")
+    data = tmp_path / "in.jsonl"
+    data.write_text(json.dumps({"concept_id": "c1", "en": "Hello."}) + "\n")
+    cfg = load_config(None, src="en", tgt=("de",))
+    assert not TranslateStep(MemoryTranslator((), cfg), cfg).holds_model
+    assert TranslateStep(MemoryTranslator((str(memory),), cfg), cfg).holds_model
+    assert TranslateStep(LookupMT(cfg, {}), cfg).holds_model
+    step = next(s for s in make_plan(cfg, [data], tmp_path / "out").batch_steps if s.name == "translate")
+    assert not step.holds_model
+    with_memory = load_config(None, src="en", tgt=("de",), translate__memory=(str(memory),))
+    step = next(s for s in make_plan(with_memory, [data], tmp_path / "out").batch_steps if s.name == "translate")
+    assert step.holds_model
+    assert step.translator.translate(["Hello."], "en", "de") == ["Hallo."]

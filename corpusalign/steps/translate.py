@@ -23,11 +23,11 @@ from corpusalign.translate.base import Failed, Translator
 
 class TranslateStep(Step):
     name = "translate"
-    holds_model = True
 
     def __init__(self, translator: Translator, cfg: BuildConfig) -> None:
         self.translator = translator
         self.cfg = cfg
+        self.holds_model = translator.holds_model
         self.wants_gpu = translator.name in ("seq2seq", "causal")  # transformers models; tm and openai need none here
         self.reads = ("_seq", "lang", *cfg.fields, "origin", "translator", "model")
         self.adds = (*cfg.fields, "origin", "translator", "model", "translator_params", "translate_error")

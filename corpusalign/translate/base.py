@@ -77,6 +77,10 @@ class Translator(ABC):
     name: str = "translator"
     origin: str = "machine"
     model: str | None = None
+    #: It has something to load once per worker (a model, a memory, a client): its step then runs
+    #: in workers that stay (on Ray, an actor pool). False for one with nothing to load, whose step
+    #: runs with the plain steps beside it.
+    holds_model: bool = True
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Raise :class:`TranslatorUnavailable` when the translator cannot run here (model not on

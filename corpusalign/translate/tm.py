@@ -32,6 +32,9 @@ class MemoryTranslator(Translator):
     def __init__(self, paths: Sequence[str], cfg: BuildConfig) -> None:
         self.paths = tuple(paths)
         self.cfg = cfg
+        # without memory files there is nothing to load: the step is a plain one (on Ray, fused into the
+        # tasks beside it instead of an actor that holds a CPU while it waits)
+        self.holds_model = bool(self.paths)
         self.model = ",".join(Path(p).name for p in self.paths) or None
         self._memory: pl.DataFrame | None = None
         self.unreadable = 0
