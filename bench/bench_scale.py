@@ -103,7 +103,8 @@ def run_build(inputs: Path, out: Path, executor: str, num_cpus: int) -> dict[str
     if proc.returncode != 0:
         raise SystemExit(f"build failed ({proc.returncode}): {' '.join(cmd)}")
     manifest = json.loads((out / "manifest.json").read_text())
-    dedup = json.loads((out / "stats.json").read_text())["steps"].get("dedup", {}).get("counters", {})
+    steps = json.loads((out / "stats.json").read_text())["steps"]
+    dedup = steps.get("dedup", {}).get("counters", {})
     return {
         "executor": executor,
         "wall_s": round(wall, 1),
@@ -116,6 +117,8 @@ def run_build(inputs: Path, out: Path, executor: str, num_cpus: int) -> dict[str
         "rows_kept": manifest["counts"]["rows"],
         "accounting_ok": manifest["accounting"]["ok"],
         "dedup": dedup,
+        # each step's own seconds, summed over its batches (on Ray: over every worker, so CPU-seconds)
+        "step_seconds": {name: round(st.get("seconds", 0.0), 1) for name, st in steps.items()},
     }
 
 
