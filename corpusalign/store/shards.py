@@ -61,7 +61,8 @@ def write_buckets(parts: Sequence[pa.Table], n_buckets: int, path: Path) -> Path
 def read_bucket(paths: Sequence[Path], bucket: int) -> pl.DataFrame:
     """Bucket ``bucket``'s rows from the bucket files ``paths``, in their order."""
     rows = pa.Table.from_batches([read_piece(p, bucket, SHARD_SCHEMA) for p in paths], schema=SHARD_SCHEMA)
-    return pl.from_arrow(rows.combine_chunks())  # Polars takes one chunk per column far faster than hundreds  # type: ignore[return-value]
+    # one chunk per column: Polars takes that far faster than hundreds of small ones
+    return pl.from_arrow(rows.combine_chunks())  # type: ignore[return-value]
 
 
 def shard_name(bucket: int, piece: int) -> str:
