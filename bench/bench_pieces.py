@@ -8,7 +8,9 @@ stages 3 and 4 scale linearly. Two formats, measured in the same run on the same
 * ``arrow-lz4``: the former bucket file, an Arrow IPC file with one record batch per bucket and
   Arrow's LZ4 compression (each column buffer compressed on its own);
 * ``pieces``: the shipped :func:`corpusalign.store.files.write_pieces` (each piece serialised and
-  compressed whole, all pieces in one index batch).
+  compressed whole, all pieces in one index batch), read a piece at a time (:func:`read_piece`: each
+  read opens its file) and as stage 4 reads it (``read_bucket_in_unit_ms``: every file opened once
+  for ten buckets, :class:`~corpusalign.store.files.PieceFiles`).
 
 The rows are real shard rows: Tatoeba sentences from the bundled sample in every text column a
 build fills, the other columns as a build leaves them.
@@ -31,7 +33,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from corpusalign.store.files import read_piece, write_pieces
+from corpusalign.store.files import PieceFiles, read_piece, write_pieces
 from corpusalign.store.schema import SHARD_SCHEMA, conform
 from corpusalign.store.shards import bucket_of
 
@@ -96,12 +98,21 @@ def measure(rows: pa.Table, buckets: int, units: int, fmt: str, work: Path) -> d
         for u in range(units):
             read_piece(files[u % 3], k, SHARD_SCHEMA) if fmt == "pieces" else read_arrow_lz4(files[u % 3], k)
     read_s = (time.perf_counter() - t) / reads
+    out = {}
+    if fmt == "pieces":  # as stage 4 reads: the files opened once for a unit of `reads` buckets
+        t = time.perf_counter()
+        opened = PieceFiles([files[u % 3] for u in range(units)], SHARD_SCHEMA)
+        for k in range(reads):
+            opened.read(k)
+        unit_s = (time.perf_counter() - t) / reads
+        out = {"read_bucket_in_unit_ms": round(unit_s * 1e3, 1), "stage4_reads_in_units_s": round(unit_s * buckets, 1)}
     return {
         "write_unit_ms": round(write_s * 1e3, 1),
         "read_bucket_ms": round(read_s * 1e3, 1),
         "stage3_writes_s": round(write_s * units, 1),
         "stage4_reads_s": round(read_s * buckets, 1),
         "file_mb": round(files[0].stat().st_size / 2**20, 2),
+        **out,
     }
 
 
@@ -125,6 +136,10 @@ def main() -> None:
         before = old["stage3_writes_s"] + old["stage4_reads_s"]
         after = new["stage3_writes_s"] + new["stage4_reads_s"]
         print(f"{label}: stage-3 writes + stage-4 reads {before:.1f} s -> {after:.1f} s ({before / after:.1f}x less)")
+        print(
+            f"{label}: stage-4 reads, each file opened per bucket {new['stage4_reads_s']:.1f} s, once per unit of 10 buckets "
+            f"{new['stage4_reads_in_units_s']:.1f} s"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -65,6 +66,16 @@ def _rss(proc: psutil.Process) -> int:
         return 0
 
 
+def batch_seconds_by_tenth(times: list[float]) -> list[float]:
+    """Mean seconds between staged batches in each tenth of stage 1b, from the times their files appeared:
+    flat when a batch costs the same at the end of the corpus as at its start."""
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    tenth = len(gaps) // 10
+    if tenth == 0:
+        return []
+    return [round(sum(gaps[k * tenth : (k + 1) * tenth]) / tenth, 3) for k in range(10)]
+
+
 def run_build(inputs: Path, out: Path, executor: str, num_cpus: int) -> dict[str, object]:
     cmd = [str(Path(sys.executable).parent / "corpusalign"), "build", "--src", "en", "--tgt", "de,ja", "-p", str(NO_VERIFY)]
     cmd += ["-i", str(inputs), "-o", str(out), "--quiet", "--overwrite"]
@@ -77,12 +88,17 @@ def run_build(inputs: Path, out: Path, executor: str, num_cpus: int) -> dict[str
     peak_driver = peak_worker = peak_total = 0
     worker_name = ""
     by_stage: dict[str, list[float]] = {}  # stage -> [driver peak RSS, seconds]
+    staged: dict[str, float] = {}  # stage-1 part file -> when it was first seen
+    stage1 = out / "_work" / "stage1"
     while proc.poll() is None:
         d = _rss(driver)
         peak_driver = max(peak_driver, d)
         now = time.perf_counter()
         seen = by_stage.setdefault(stage_of(out), [0, 0.0])
         seen[0], seen[1], last = max(seen[0], d), seen[1] + now - last, now
+        for name in os.listdir(stage1) if stage1.is_dir() else ():
+            if name.endswith(".parquet"):  # not the temporary file of a write under way
+                staged.setdefault(name, now - start)
         total = d
         try:
             kids = driver.children(recursive=True)
@@ -118,6 +134,7 @@ def run_build(inputs: Path, out: Path, executor: str, num_cpus: int) -> dict[str
         "accounting_ok": manifest["accounting"]["ok"],
         "dedup": dedup,
         # each step's own seconds, summed over its batches (on Ray: over every worker, so CPU-seconds)
+        "stage1_batch_s_by_tenth": batch_seconds_by_tenth(sorted(staged.values())),
         "step_seconds": {name: round(st.get("seconds", 0.0), 1) for name, st in steps.items()},
     }
 

@@ -16,8 +16,8 @@ A build runs in four stages, each resumable, all working files under ``OUTPUT/_w
 3. per group of consecutive staged batches (:data:`ROWS_PER_SELECT_UNIT` rows), on the executor:
    attach duplicates -> select, batch by batch; rejected rows to ``rejected/`` (a file per batch),
    kept rows to one file of hash-of-``concept_id`` buckets (``_work/buckets/part-N.arrow``);
-4. per bucket, on the executor: its record batch of every stage-3 unit's bucket file; sort, cut
-   into shards between concepts, write ``shards/``.
+4. per run of buckets (up to ten), on the executor: each bucket file opened once, then bucket by
+   bucket its piece of every file; sort, cut into shards between concepts, write ``shards/``.
 
 Then ``stats.json`` and, last, ``manifest.json``. The executor (:mod:`corpusalign.execute`) is this
 process (``local``) or a Ray cluster (``ray``); the units and the files they write are the same.
@@ -72,8 +72,10 @@ from corpusalign.store.shards import (
     QUARANTINE_DIR,
     REJECTED_DIR,
     bucket_count,
+    open_buckets,
     read_bucket,
     shard_name,
+    shard_units,
     split_bucket,
     write_buckets,
 )
@@ -240,29 +242,36 @@ class _SelectJob:
 
 @dataclass(frozen=True)
 class _ShardJob:
-    """Stage 4 for one bucket: sort it, cut it into shards between concepts, write them."""
+    """Stage 4 for a run of buckets (:func:`~corpusalign.store.shards.shard_units`), each in turn: sort
+    it, cut it into shards between concepts, write them and the bucket's marker."""
 
     out: Path
     cfg: BuildConfig
     n_files: int
+    units: tuple[tuple[int, ...], ...]
 
-    def __call__(self, b: int) -> str:
-        """Returns ``{"bucket", "shards", "stats"}`` as JSON (a plain value, as every executor wants)."""
+    def __call__(self, u: int) -> str:
+        """Returns ``[{"bucket", "shards", "stats"}, ...]`` as JSON (a plain value, as every executor wants)."""
         work = self.out / WORK
-        run = RunStats()
-        rows = read_bucket([bucket_file(work, u) for u in range(self.n_files)], b)
-        written: list[str] = []
-        if rows.height:
-            stats = run["write_shards"]
-            with stats.timed(rows.height):
-                for k, piece in enumerate(split_bucket(rows, self.cfg.shards)):
-                    rel = shard_name(b, k)
-                    write_parquet(piece.to_arrow(), self.out / rel, SHARD_SCHEMA)
-                    written.append(rel)
-            stats.count("bytes_written", sum((self.out / rel).stat().st_size for rel in written))
-        done = {"shards": written, "stats": run.to_dict()}
-        write_json(done, work / "shards" / f"b{b:05d}.json")
-        return json.dumps({"bucket": b, **done})
+        files = open_buckets([bucket_file(work, f) for f in range(self.n_files)])
+        results = []
+        for b in self.units[u]:
+            run = RunStats()
+            rows = read_bucket(files, b)
+            written: list[str] = []
+            if rows.height:
+                stats = run["write_shards"]
+                with stats.timed(rows.height):
+                    for k, piece in enumerate(split_bucket(rows, self.cfg.shards)):
+                        rel = shard_name(b, k)
+                        write_parquet(piece.to_arrow(), self.out / rel, SHARD_SCHEMA)
+                        written.append(rel)
+                stats.count("bytes_written", sum((self.out / rel).stat().st_size for rel in written))
+            del rows
+            done = {"shards": written, "stats": run.to_dict()}
+            write_json(done, work / "shards" / f"b{b:05d}.json")
+            results.append({"bucket": b, **done})
+        return json.dumps(results)
 
 
 @dataclass
@@ -658,7 +667,6 @@ class Runner:
     # ---------------------------------------------------------------- stage 4: shards
     def _stage4(self, executor: Executor, n_files: int, n_buckets: int) -> list[str]:
         by_bucket: dict[int, list[str]] = {}
-        job = _ShardJob(self.out, self.cfg, n_files)
         todo: list[int] = []
         with self.progress.task("write shards", unit="buckets", total=n_buckets) as bar:
             for b in range(n_buckets):
@@ -670,10 +678,13 @@ class Runner:
                     bar.advance(1)
                 else:
                     todo.append(b)
-            for done in map(json.loads, executor.map([Stage("write_shards", fn=job)], todo)):
-                by_bucket[done["bucket"]] = done["shards"]
-                self.stats = self.stats.merge(RunStats.from_dict(done["stats"]))
-                bar.advance(1)
+            units = shard_units(todo, executor.parallelism)
+            job = _ShardJob(self.out, self.cfg, n_files, units)
+            for results in map(json.loads, executor.map([Stage("write_shards", fn=job)], range(len(units)))):
+                for done in results:
+                    by_bucket[done["bucket"]] = done["shards"]
+                    self.stats = self.stats.merge(RunStats.from_dict(done["stats"]))
+                    bar.advance(1)
         return [rel for b in range(n_buckets) for rel in by_bucket[b]]
 
     # ---------------------------------------------------------------- manifest

@@ -16,7 +16,15 @@ from corpusalign.config import ShardConfig
 from corpusalign.runner import BuildError, build, output_lock
 from corpusalign.store import manifest as mf
 from corpusalign.store.schema import SCHEMA_VERSION, SHARD_SCHEMA, TEXT_FIELDS
-from corpusalign.store.shards import bucket_of, read_bucket, split_bucket, write_buckets
+from corpusalign.store.shards import (
+    BUCKETS_PER_UNIT,
+    bucket_of,
+    open_buckets,
+    read_bucket,
+    shard_units,
+    split_bucket,
+    write_buckets,
+)
 from corpusalign.store.validate import validate
 
 try:
@@ -155,16 +163,46 @@ def test_bucket_files_give_each_bucket_its_rows_in_batch_order(tmp_path: Path) -
         _shard_rows([f"c{j}" for j in range(100, 160)], "b3"),
     ]
     paths = [write_buckets([df.to_arrow()], n_buckets, tmp_path / f"part-{i:06d}.arrow") for i, df in enumerate(batches)]
+    files = open_buckets(paths)
     seen = 0
-    for b in range(n_buckets):
-        got = read_bucket(paths, b)
+    for b in (*range(0, n_buckets, 2), *range(1, n_buckets, 2)):  # files opened once serve any order
+        got = read_bucket(files, b)
         want = pl.concat([df.filter(bucket_of(df["concept_id"], n_buckets) == b) for df in batches])
         assert got.to_arrow().cast(SHARD_SCHEMA).equals(want.to_arrow().cast(SHARD_SCHEMA)), f"bucket {b}"
         seen += got.height
     assert seen == sum(df.height for df in batches)
-    assert len({read_bucket(paths, b).height for b in range(n_buckets)}) > 1, "the fixture must fill buckets unevenly"
+    assert len({read_bucket(files, b).height for b in range(n_buckets)}) > 1, "the fixture must fill buckets unevenly"
     with pytest.raises(ValueError, match="has 7 pieces, asked for piece 7"):
-        read_bucket(paths, n_buckets)
+        read_bucket(files, n_buckets)
+
+
+@pytest.mark.parametrize("n,parallelism", [(0, 1), (1, 1), (7, 1), (30, 1), (300, 1), (300, 2), (300, 64), (1001, 4)])
+def test_shard_units_cover_the_buckets_in_order(n: int, parallelism: int) -> None:
+    todo = [b for b in range(2 * n) if b % 2 == 0]  # those a resumed build has left, not always consecutive
+    units = shard_units(todo, parallelism)
+    assert [b for unit in units for b in unit] == todo
+    assert all(1 <= len(unit) <= BUCKETS_PER_UNIT for unit in units)
+    if n >= 4 * parallelism:
+        assert len(units) >= 4 * parallelism, "a cluster keeps a unit for every CPU"
+    if n >= 4 * parallelism * BUCKETS_PER_UNIT:
+        assert all(len(unit) == BUCKETS_PER_UNIT for unit in units[:-1]), "a file opened once serves ten buckets"
+
+
+def test_stage4_units_of_several_buckets_write_the_same_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stage-4 unit writes several buckets from bucket files it opens once; the corpus is the same
+    as with one bucket a unit."""
+    import corpusalign.store.shards as shards
+
+    inp = write_input(tmp_path / "in.jsonl")
+    cfg = small_config(batch_size=20, shards__max_rows=MAX_ROWS)
+    several = tmp_path / "several"
+    build(cfg, [inp], several, progress=False, keep_work=True)
+    n_buckets = json.loads((several / "_work" / "buckets.json").read_text())["buckets"]
+    assert len(shard_units(list(range(n_buckets)), 1)[0]) > 1, "the fixture must give units of several buckets"
+    monkeypatch.setattr(shards, "BUCKETS_PER_UNIT", 1)
+    one = tmp_path / "one"
+    build(cfg, [inp], one, progress=False)
+    assert outcome(several) == outcome(one)
 
 
 def test_a_build_writes_one_bucket_file_per_select_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

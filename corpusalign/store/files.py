@@ -75,14 +75,34 @@ def write_pieces(pieces: Iterable[Sequence[pa.Table]], path: Path, schema: pa.Sc
     return path
 
 
+class PieceFiles:
+    """Files written by :func:`write_pieces` with ``schema``, each opened once: :meth:`read` gives piece
+    ``k`` of every file. A file's index stays memory-mapped (its descriptor closed), so a reader that
+    takes many pieces of the same files, as a stage-4 unit of several buckets does, opens each file once:
+    measured, 0.05 instead of 0.29 ms a piece (``bench/bench_pieces.py``)."""
+
+    def __init__(self, paths: Sequence[Path], schema: pa.Schema) -> None:
+        self.paths = list(paths)
+        self.schema = schema
+        self._entries: list[pa.RecordBatch] = []
+        for path in self.paths:
+            with pa.memory_map(str(path)) as source:  # the batch keeps the mapping alive, not the file
+                self._entries.append(ipc.open_file(source).get_batch(0))
+
+    def read(self, k: int) -> list[pa.RecordBatch]:
+        codec = pa.Codec(_CODEC)
+        out = []
+        for path, entries in zip(self.paths, self._entries, strict=True):
+            if not 0 <= k < entries.num_rows:
+                raise ValueError(f"{path}: has {entries.num_rows} pieces, asked for piece {k}")
+            raw = codec.decompress(entries.column(0)[k].as_buffer(), decompressed_size=entries.column(1)[k].as_py())
+            out.append(ipc.read_record_batch(raw, self.schema))
+        return out
+
+
 def read_piece(path: Path, k: int, schema: pa.Schema) -> pa.RecordBatch:
     """Piece ``k`` of a file written by :func:`write_pieces` with ``schema``, read alone (memory-mapped)."""
-    with pa.memory_map(str(path)) as source:
-        entries = ipc.open_file(source).get_batch(0)
-        if not 0 <= k < entries.num_rows:
-            raise ValueError(f"{path}: has {entries.num_rows} pieces, asked for piece {k}")
-        raw = pa.Codec(_CODEC).decompress(entries.column(0)[k].as_buffer(), decompressed_size=entries.column(1)[k].as_py())
-    return ipc.read_record_batch(raw, schema)
+    return PieceFiles([path], schema).read(k)[0]
 
 
 def write_text(text: str, path: Path) -> Path:
