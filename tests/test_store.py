@@ -15,6 +15,7 @@ import corpusalign
 from corpusalign.config import ShardConfig
 from corpusalign.runner import BuildError, build, output_lock
 from corpusalign.store import manifest as mf
+from corpusalign.store.files import PieceFiles, read_piece, write_pieces
 from corpusalign.store.schema import SCHEMA_VERSION, SHARD_SCHEMA, TEXT_FIELDS
 from corpusalign.store.shards import (
     BUCKETS_PER_UNIT,
@@ -174,6 +175,25 @@ def test_bucket_files_give_each_bucket_its_rows_in_batch_order(tmp_path: Path) -
     assert len({read_bucket(files, b).height for b in range(n_buckets)}) > 1, "the fixture must fill buckets unevenly"
     with pytest.raises(ValueError, match="has 7 pieces, asked for piece 7"):
         read_bucket(files, n_buckets)
+
+
+def test_piece_files_read_what_read_piece_reads(tmp_path: Path) -> None:
+    """Pieces read through files opened once (offsets from the index, one pread a piece) equal the
+    pieces read one at a time, empty pieces too; a file that is not one of pieces is refused."""
+    tables = [_shard_rows([f"c{j}" for j in range(n)], f"p{n}").to_arrow() for n in (5, 0, 1, 40)]
+    paths = [write_pieces(([t] for t in tables[i:] + tables[:i]), tmp_path / f"u{i}.arrow", SHARD_SCHEMA) for i in range(3)]
+    files = PieceFiles(paths, SHARD_SCHEMA)
+    for k in reversed(range(len(tables))):
+        got = files.read(k)
+        assert [b.num_rows for b in got] == [tables[(i + k) % len(tables)].num_rows for i in range(3)]
+        assert all(g.equals(read_piece(p, k, SHARD_SCHEMA)) for g, p in zip(got, paths, strict=True))
+    with pytest.raises(ValueError, match="has 4 pieces, asked for piece 4"):
+        files.read(4)
+    other = tmp_path / "plain.arrow"
+    with pa.OSFile(str(other), "wb") as sink, pa.ipc.new_file(sink, tables[0].schema) as writer:
+        writer.write_table(tables[0])
+    with pytest.raises(ValueError, match="not a file of pieces"):
+        PieceFiles([other], SHARD_SCHEMA)
 
 
 @pytest.mark.parametrize("n,parallelism", [(0, 1), (1, 1), (7, 1), (30, 1), (300, 1), (300, 2), (300, 64), (1001, 4)])
