@@ -16,8 +16,8 @@ A build runs in four stages, each resumable, all working files under ``OUTPUT/_w
 3. per group of consecutive staged batches (:data:`ROWS_PER_SELECT_UNIT` rows), on the executor:
    attach duplicates -> select, batch by batch; rejected rows to ``rejected/`` (a file per batch),
    kept rows to one file of hash-of-``concept_id`` buckets (``_work/buckets/part-N.arrow``);
-4. per run of buckets (up to ten), on the executor: each bucket file opened once, then bucket by
-   bucket its piece of every file; sort, cut into shards between concepts, write ``shards/``.
+4. per run of buckets (up to ten), on the executor: the index of each bucket file read once, then
+   bucket by bucket its piece of every file; sort, cut into shards between concepts, write ``shards/``.
 
 Then ``stats.json`` and, last, ``manifest.json``. The executor (:mod:`corpusalign.execute`) is this
 process (``local``) or a Ray cluster (``ray``); the units and the files they write are the same.
