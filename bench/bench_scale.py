@@ -12,7 +12,8 @@ on the local executor), from ``/proc``, and the stage the build's working files 
     python bench/bench_scale.py --concepts 1000000 10000000 --executors local ray
 
 The targets (issue #19): the driver's peak at 10M <= 1.3x its peak at 1M; time linear within 10%
-(time at 10M / time at 1M between 9 and 11).
+(time at 10M / time at 1M between 9 and 11). This machine's CPUs change speed with outside load, so
+each run also records a speed probe beside the build and its time in probe units (:func:`probe`).
 """
 
 from __future__ import annotations
