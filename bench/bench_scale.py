@@ -76,7 +76,7 @@ def probe() -> float:
 
     The virtual CPUs of this machine change speed under load from elsewhere on the host: this
     probe, run every second with the machine otherwise idle, took 12.4 ms or 21-22 ms at random,
-    and a 1M build took 181 to 274 s from one hour to the next. So a run records the probe beside
+    and a 1M build took 181 to 279 s from one hour to the next. So a run records the probe beside
     the build, at raised priority (it measures the CPU, not the build's share of it), and the time
     ratio between sizes is given twice: as measured, and with each second weighted by the
     machine's speed at that moment (``probe_work``).
@@ -174,8 +174,8 @@ def run_build(inputs: Path, out: Path, executor: str, num_cpus: int) -> dict[str
         "rows_kept": manifest["counts"]["rows"],
         "accounting_ok": manifest["accounting"]["ok"],
         "dedup": dedup,
-        # each step's own seconds, summed over its batches (on Ray: over every worker, so CPU-seconds)
         "stage1_batch_s_by_tenth": batch_seconds_by_tenth(sorted(staged.values())),
+        # each step's own seconds, summed over its batches (on Ray: over every worker, so CPU-seconds)
         "step_seconds": {name: round(st.get("seconds", 0.0), 1) for name, st in steps.items()},
     }
 
