@@ -82,9 +82,10 @@ def kind_table(runs: list[dict[str, Any]], methods: list[str]) -> list[str]:
         row = []
         for m in methods:
             v = [r["methods"][m]["kept_share"][k]["kept"] for r in runs if k in r["methods"][m]["kept_share"]]
-            text = _range(v, pct=True)
-            row.append(f"**{text}**" if m == MAIN and k != "good" and mean(v) > KIND_TARGET else text)
-        out.append(f"| `{k}` | " + " | ".join(row) + " |")
+            text = _range(v, pct=True) if v else "-"
+            row.append(f"**{text}**" if v and m == MAIN and k != "good" and mean(v) > KIND_TARGET else text)
+        if any(cell != "-" for cell in row):  # a kind no run has (no placeholders in the data) gets no row
+            out.append(f"| `{k}` | " + " | ".join(row) + " |")
     return out
 
 
