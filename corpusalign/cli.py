@@ -261,6 +261,24 @@ def _report_lost_files(manifest: dict, output: Path) -> bool:
     return bool(lost)
 
 
+def _other_languages(paths: list[Path], src: str, tgt: list[str]) -> list[str]:
+    """The language columns of the parallel dev records other than ``src`` and ``tgt`` (known language
+    tags holding text: Tatoeba's ``fr`` and ``es``), in the order first seen."""
+    from corpusalign.langtags import is_known
+    from corpusalign.read.formats import read_all
+
+    seen: dict[str, None] = {}
+    skip = {src, *tgt, "concept_id", "id"}
+    for item in read_all(paths):
+        rec = item.record
+        if rec is None or {"lang", "src_text", "tgt_text"} <= rec.keys():
+            continue
+        for key, value in rec.items():
+            if key not in seen and key not in skip and isinstance(value, str) and value.strip() and is_known(key):
+                seen[key] = None
+    return list(seen)
+
+
 def _read_dev_pairs(paths: list[Path], src: str, tgt: list[str]):
     """Dev pairs from parallel records ({concept_id, en, de, ...}) or labelled pairs
     ({concept_id, lang, src_text, tgt_text, label[, kind]})."""
@@ -339,7 +357,7 @@ def calibrate(
         str | None,
         typer.Option(
             help="Languages (comma-separated) whose texts in the dev records may also fill generated wrong_language "
-            "faults, besides --tgt."
+            "faults, besides --tgt; 'none' for none. \\[default: every other language column of the dev records]"
         ),
     ] = None,
     gates_json: Annotated[
@@ -417,7 +435,11 @@ def calibrate(
     if recall is not None and not 0.5 <= recall < 1.0:
         err.print(f"[red]--recall-target must be in [0.5, 1) or 'none', got {recall_target}[/red]")
         raise typer.Exit(2)
-    extra = [lang for lang in _split(wrong_language_from) or [] if lang not in langs and lang != src]
+    if wrong_language_from is None:
+        donors = _other_languages(paths, src, langs)
+    else:
+        donors = [] if wrong_language_from.strip().lower() == "none" else _split(wrong_language_from) or []
+    extra = [lang for lang in donors if lang not in langs and lang != src]
     if extra and not unlabelled and "label" not in pairs.columns:  # texts that only fill wrong_language faults
         more = _read_dev_pairs(paths, src, extra).filter(pl.col("lang").is_in(extra))
         if more.height:

@@ -323,3 +323,20 @@ def test_a_rule_that_drops_good_short_strings_is_relaxed_for_short_strings_only(
     assert domains["short"].rules.get("lid_other_min") == 2.0  # off: no guess is sure enough
     assert "lid_other_min" not in domains["sentence"].rules  # the language's rule stands
     assert domains["short"].length and domains["sentence"].length  # each with its own length model
+
+
+def test_wrong_language_donors_default_to_the_other_language_columns_of_the_dev_records(tmp_path: Path) -> None:
+    """``corpusalign calibrate`` without --wrong-language-from lets every other language of the dev
+    records (Tatoeba's fr and es) fill generated wrong_language faults, as the shipped gates were
+    calibrated; keys that are no language tag, or hold no text, are not languages."""
+    from corpusalign.cli import _other_languages
+
+    dev = tmp_path / "dev.jsonl"
+    rows = [
+        {"concept_id": "1", "id": "x1", "en": "Hello", "de": "Hallo", "fr": "Bonjour", "meta": "m", "xx-bogus": "?"},
+        {"concept_id": "2", "en": "Bye", "de": "Tschüss", "es": "Adiós", "it": None, "ja": "さようなら"},
+        {"concept_id": "3", "lang": "de", "src_text": "Yes", "tgt_text": "Ja", "pt": "Sim"},  # a labelled pair: not read
+    ]
+    dev.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert _other_languages([dev], "en", ["de", "ja"]) == ["fr", "es"]
+    assert _other_languages([dev], "en", ["de", "fr", "es"]) == ["ja"]
