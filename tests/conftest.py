@@ -40,6 +40,20 @@ def sample_path(name: str) -> Path:
     pytest.skip(f"sample data {name} found neither in {SHARED_PARALLEL} nor in {BUNDLED_SAMPLE}")
 
 
+def load_bench_script(filename: str) -> Any:
+    """A script of ``bench/`` imported as a module (``bench_<stem>``), for the tests of its functions."""
+    import importlib.util
+    import sys
+
+    name = f"bench_{Path(filename).stem}"
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / filename)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _read_jsonl(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with open(path, encoding="utf-8") as f:

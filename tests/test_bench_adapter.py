@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from conftest import load_bench_script
 
 
 @pytest.fixture(scope="module")
 def adapter_mod():
-    spec = importlib.util.spec_from_file_location("bench_adapter", BENCH / "adapter.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_adapter"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench_script("adapter.py")
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_bench_script
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 LANGS = ("de", "ja", "sw")
 DOMAINS = ("short", "sentence", "paragraph")
 
 
 @pytest.fixture(scope="module")
 def tables():
-    spec = importlib.util.spec_from_file_location("bench_quality_tables", BENCH / "quality_tables.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_quality_tables"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench_script("quality_tables.py")
 
 
 def _method(f1: float, good_kept: float, extra_kept: float) -> dict:
