@@ -268,7 +268,7 @@ def _other_languages(paths: list[Path], src: str, tgt: list[str]) -> list[str]:
     from corpusalign.read.formats import read_all
 
     seen: dict[str, None] = {}
-    skip = {src, *tgt, "concept_id", "id"}
+    skip = {src, *tgt, "concept_id", "id"}  # an "id" key is a record id far more often than Indonesian text
     for item in read_all(paths):
         rec = item.record
         if rec is None or {"lang", "src_text", "tgt_text"} <= rec.keys():
