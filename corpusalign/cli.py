@@ -279,6 +279,16 @@ def _other_languages(paths: list[Path], src: str, tgt: list[str]) -> list[str]:
     return list(seen)
 
 
+def _donor_languages(option: str | None, paths: list[Path], src: str, tgt: list[str]) -> list[str]:
+    """The languages of ``--wrong-language-from`` besides ``src`` and ``tgt``: the ones named, none for
+    ``none``, and without the option every other language column of the dev records (:func:`_other_languages`)."""
+    if option is None:
+        named = _other_languages(paths, src, tgt)
+    else:
+        named = [] if option.strip().lower() == "none" else _split(option) or []
+    return [lang for lang in named if lang not in tgt and lang != src]
+
+
 def _read_dev_pairs(paths: list[Path], src: str, tgt: list[str]):
     """Dev pairs from parallel records ({concept_id, en, de, ...}) or labelled pairs
     ({concept_id, lang, src_text, tgt_text, label[, kind]})."""
@@ -435,12 +445,9 @@ def calibrate(
     if recall is not None and not 0.5 <= recall < 1.0:
         err.print(f"[red]--recall-target must be in [0.5, 1) or 'none', got {recall_target}[/red]")
         raise typer.Exit(2)
-    if wrong_language_from is None:
-        donors = _other_languages(paths, src, langs)
-    else:
-        donors = [] if wrong_language_from.strip().lower() == "none" else _split(wrong_language_from) or []
-    extra = [lang for lang in donors if lang not in langs and lang != src]
-    if extra and not unlabelled and "label" not in pairs.columns:  # texts that only fill wrong_language faults
+    synthetic = not unlabelled and "label" not in pairs.columns  # corruptions are generated, wrong_language among them
+    extra = _donor_languages(wrong_language_from, paths, src, langs) if synthetic else []
+    if extra:  # texts that only fill wrong_language faults
         more = _read_dev_pairs(paths, src, extra).filter(pl.col("lang").is_in(extra))
         if more.height:
             wide = more.unique(["concept_id", "lang"], keep="first", maintain_order=True)

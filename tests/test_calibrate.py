@@ -329,7 +329,7 @@ def test_wrong_language_donors_default_to_the_other_language_columns_of_the_dev_
     """``corpusalign calibrate`` without --wrong-language-from lets every other language of the dev
     records (Tatoeba's fr and es) fill generated wrong_language faults, as the shipped gates were
     calibrated; keys that are no language tag, or hold no text, are not languages."""
-    from corpusalign.cli import _other_languages
+    from corpusalign.cli import _donor_languages, _other_languages
 
     dev = tmp_path / "dev.jsonl"
     rows = [
@@ -340,3 +340,6 @@ def test_wrong_language_donors_default_to_the_other_language_columns_of_the_dev_
     dev.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     assert _other_languages([dev], "en", ["de", "ja"]) == ["fr", "es"]
     assert _other_languages([dev], "en", ["de", "fr", "es"]) == ["ja"]
+    assert _donor_languages(None, [dev], "en", ["de", "ja"]) == ["fr", "es"]
+    assert _donor_languages("none", [dev], "en", ["de", "ja"]) == []
+    assert _donor_languages("es,de,en", [dev], "en", ["de", "ja"]) == ["es"]  # targets and the source are no donors
