@@ -1,8 +1,11 @@
 """Driver and worker memory, and time, of a build at 1M and 10M concepts, on the local and Ray executors.
 
-For each size, a synthetic en/de/ja corpus of ``bench/make_corpus.py --distinct`` (one concept =
-three rows, 3% exact and 2% near duplicates planted, no chance repeats, so the duplicate share is the
-same at every size; ``--corpus repeats`` for the corpus with chance repeats) split into ``--files`` JSONL files, built with the
+For each size, a synthetic en/de/ja corpus of ``bench/make_corpus.py --shuffle-words`` (one concept =
+three rows, 3% exact and 2% near duplicates planted; each record's English and German words in an
+order of its own, so records that draw the same Tatoeba sentences are not near-duplicate candidates
+and dedup's work is the planted duplicates at every size) split into ``--files`` JSONL files (the
+earlier corpora: ``--corpus distinct``, no chance repeats of a record's set of sentences but chance
+near duplicates that grow with the square of the corpus; ``--corpus repeats``, chance repeats too), built with the
 non-model pipeline (``bench/pipelines/no-verify.yaml``: everything but embedding verification),
 report included, ``--quiet``. While the build runs, every 100 ms: the RSS of the build process
 (the driver) and of each of its descendant processes (Ray's workers, raylet and object store; none
@@ -36,7 +39,7 @@ NO_VERIFY = BENCH / "pipelines" / "no-verify.yaml"
 
 def make_inputs(concepts: int, files: int, corpus: str) -> Path:
     """``files`` JSONL files holding the corpus of ``concepts`` records, in order (made once, then kept)."""
-    name = f"corpus-{concepts}" + ("-distinct" if corpus == "distinct" else "")
+    name = f"corpus-{concepts}" + ("" if corpus == "repeats" else f"-{corpus}")
     folder = WORK / name
     done = WORK / f"{name}.done.json"  # not in the folder: every .json file there is an input
     if done.exists():
@@ -44,7 +47,7 @@ def make_inputs(concepts: int, files: int, corpus: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     whole = WORK / f"{name}.jsonl"
     make = [sys.executable, str(BENCH / "make_corpus.py"), "--rows", str(3 * concepts), "--seed", "0", "-o", str(whole)]
-    make += ["--distinct"] if corpus == "distinct" else []
+    make += {"distinct": ["--distinct"], "shuffled": ["--shuffle-words"], "repeats": []}[corpus]
     subprocess.run(make, check=True)
     per = -(-concepts // files)
     with open(whole, "rb") as src:
@@ -193,10 +196,11 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the built corpora")
     ap.add_argument(
         "--corpus",
-        choices=["distinct", "repeats"],
-        default="distinct",
-        help="distinct (default): duplicates are the planted ones at every size (make_corpus.py --distinct); "
-        "repeats: fresh records may repeat sentence sets by chance, so the duplicate share grows with the corpus",
+        choices=["shuffled", "distinct", "repeats"],
+        default="shuffled",
+        help="shuffled (default): dedup's work is the planted duplicates at every size (make_corpus.py --shuffle-words); "
+        "distinct: no chance exact repeats, chance near-duplicate candidates grow with the square of the corpus "
+        "(make_corpus.py --distinct); repeats: chance exact repeats too",
     )
     ap.add_argument("-o", "--results", type=Path, default=BENCH / "results" / "scale.json")
     args = ap.parse_args()

@@ -15,7 +15,17 @@ a few thousand source sentences their share grows with the corpus (about 6% of t
 concepts, 15% at 10M), and with it the work of deduplication. With ``--distinct`` a fresh record never
 reuses the set of sentences of an earlier one (it is drawn again), so the duplicates that differ in
 nothing but order or repetition are the planted ones and their share stays the same at any size
-(``bench/bench_scale.py`` uses it).
+(``bench/bench_scale.py --corpus distinct`` uses it).
+
+Concepts still share sentences, and pairs of concepts sharing two or three of theirs (near-duplicate
+*candidates* for dedup) grow with the square of the corpus, since a few thousand sentences are all
+there is to draw from. With ``--shuffle-words`` each fresh record's English and German words are put
+in a random order of their own (across its sentences; Japanese is left as drawn, dedup does not read
+it), so records that draw the same sentences share their words but hardly any character 5-gram that
+spans two words: dedup's work is then the planted duplicates, the same share at any size, and the
+text per record has the same distribution at any size (every record is drawn the same way). The text
+is word salad in the right language, which is all the non-model pipeline needs
+(``bench/bench_scale.py``'s default).
 Same ``--seed``, same source file, same ``--rows``: the same bytes. A JSON file next to the corpus
 (``NAME.meta.json``) records how many were planted, and a TSV file (``NAME.planted.tsv``, columns
 ``copy``, ``original``, ``kind``) which: the 0-based record index of each planted duplicate, the index of
@@ -90,7 +100,15 @@ def _edit_letter(text: str, rng: random.Random) -> str:
     return text[:i] + (new.upper() if text[i].isupper() else new) + text[i + 1 :]
 
 
-def make_corpus(rows: int, out: Path, seed: int = 0, source: Path | None = None, distinct: bool = False) -> dict:
+def _shuffle_words(text: str, rng: random.Random) -> str:
+    words = text.split(" ")
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def make_corpus(
+    rows: int, out: Path, seed: int = 0, source: Path | None = None, distinct: bool = False, shuffle_words: bool = False
+) -> dict:
     """Write the corpus to ``out`` (atomically) and return what was planted."""
     source = source or default_source()
     sents = load_sentences(source)
@@ -132,6 +150,8 @@ def make_corpus(rows: int, out: Path, seed: int = 0, source: Path | None = None,
                     drawn.add(key)
                 picked = [sents[j] for j in idx]
                 texts = tuple(JOINERS[lang].join(s[j] for s in picked) for j, lang in enumerate(LANGS))  # type: ignore[assignment]
+                if shuffle_words:
+                    texts = (_shuffle_words(texts[0], rng), _shuffle_words(texts[1], rng), texts[2])
                 planted["fresh"] += 1
             if len(texts[0]) >= NEAR_MIN_CHARS:
                 long_records.append(len(records))
@@ -153,6 +173,7 @@ def make_corpus(rows: int, out: Path, seed: int = 0, source: Path | None = None,
         "source_sentences": len(sents),
         "planted": planted,
         "distinct": distinct,
+        "shuffle_words": shuffle_words,
         "redrawn": redrawn,
         "planted_pairs": truth.name,
         "bytes": out.stat().st_size,
@@ -168,9 +189,12 @@ def main() -> None:
     ap.add_argument("--source", type=Path, default=None, help="Tatoeba en/de/ja JSONL (default: shared copy, else bundled)")
     ap.add_argument("-o", "--output", type=Path, required=True)
     ap.add_argument("--distinct", action="store_true", help="no fresh record repeats an earlier one's set of sentences")
+    ap.add_argument(
+        "--shuffle-words", action="store_true", help="each fresh record's en and de words in a random order of their own"
+    )
     args = ap.parse_args()
     start = time.perf_counter()
-    meta = make_corpus(args.rows, args.output, args.seed, args.source, args.distinct)
+    meta = make_corpus(args.rows, args.output, args.seed, args.source, args.distinct, args.shuffle_words)
     print(json.dumps({**meta, "seconds": round(time.perf_counter() - start, 2)}))
 
 

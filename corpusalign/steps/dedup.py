@@ -63,13 +63,18 @@ def jaccard(a: str, b: str, n: int) -> float:
 def similar_pairs(firsts: Iterable[str], seconds: Iterable[str], n: int, threshold: float) -> list[bool]:
     """``jaccard(a, b, n) >= threshold`` for each pair of ``firsts`` and ``seconds``, the same answers
     for less work: a run of equal ``firsts`` (pairs sorted by their first text) builds its n-gram set
-    once, and two sets whose sizes alone bound the similarity below ``threshold`` are not intersected."""
+    once, and two sets whose sizes alone bound the similarity below ``threshold`` are not intersected
+    (nor is the second set built when its text is too short to reach that size: a text of length L
+    has at most ``L - n + 1`` n-grams)."""
     out: list[bool] = []
     last: str | None = None
     sa: set[str] = set()
     for a, b in zip(firsts, seconds, strict=True):
         if a != last:
             last, sa = a, _shingle_set(a, n)
+        if max(len(b) - n + 1, 1) < threshold * len(sa):  # |B| <= that bound, so |B| / |A| < threshold
+            out.append(False)
+            continue
         sb = _shingle_set(b, n)
         small, large = sorted((len(sa), len(sb)))
         if small / large < threshold:  # |A & B| / |A | B| <= small / large (the same division when A is in B)
