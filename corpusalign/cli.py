@@ -449,6 +449,10 @@ def calibrate(
     extra = _donor_languages(wrong_language_from, paths, src, langs) if synthetic else []
     if extra:  # texts that only fill wrong_language faults
         more = _read_dev_pairs(paths, src, extra).filter(pl.col("lang").is_in(extra))
+        absent = sorted(set(extra) - set(more["lang"].unique().to_list()))
+        if wrong_language_from is not None and absent:  # a language the user named that the dev records lack
+            err.print(f"[red]--wrong-language-from: no text in the dev records for {', '.join(absent)}[/red]", highlight=False)
+            raise typer.Exit(2)
         if more.height:
             wide = more.unique(["concept_id", "lang"], keep="first", maintain_order=True)
             wide = wide.pivot(on="lang", index="concept_id", values="tgt_text")

@@ -343,3 +343,20 @@ def test_wrong_language_donors_default_to_the_other_language_columns_of_the_dev_
     assert _donor_languages(None, [dev], "en", ["de", "ja"]) == ["fr", "es"]
     assert _donor_languages("none", [dev], "en", ["de", "ja"]) == []
     assert _donor_languages("es,de,en", [dev], "en", ["de", "ja"]) == ["es"]  # targets and the source are no donors
+
+
+def test_a_named_wrong_language_donor_without_text_is_a_clear_error(tmp_path: Path) -> None:
+    """``--wrong-language-from fr,xx`` where the dev records hold no ``xx`` text stops before any model
+    loads, naming the language (it used to be dropped without a word)."""
+    from typer.testing import CliRunner
+
+    from corpusalign.cli import app
+
+    dev = tmp_path / "dev.jsonl"
+    rows = [{"concept_id": str(i), "en": f"Hello {i}", "de": f"Hallo {i}", "fr": f"Bonjour {i}"} for i in range(5)]
+    dev.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    args = ["calibrate", "--dev", str(dev), "--src", "en", "--tgt", "de", "-o", str(tmp_path / "p.yaml")]
+    result = CliRunner().invoke(app, [*args, "--wrong-language-from", "fr,xx"])
+    assert result.exit_code == 2
+    assert "no text in the dev records for xx" in result.output
+    assert not (tmp_path / "p.yaml").exists()
