@@ -2,8 +2,8 @@
 
 For each size, a synthetic en/de/ja corpus of ``bench/make_corpus.py --shuffle-words`` (one concept =
 three rows, 3% exact and 2% near duplicates planted; each record's English and German words in an
-order of its own, so records that draw the same Tatoeba sentences are not near-duplicate candidates
-and dedup's work is the planted duplicates at every size) split into ``--files`` JSONL files (the
+order of its own, so records that draw the same Tatoeba sentences are rarely near-duplicate
+candidates and dedup's work is almost only the planted duplicates at every size) split into ``--files`` JSONL files (the
 earlier corpora: ``--corpus distinct``, no chance repeats of a record's set of sentences but chance
 near duplicates that grow with the square of the corpus; ``--corpus repeats``, chance repeats too), built with the
 non-model pipeline (``bench/pipelines/no-verify.yaml``: everything but embedding verification),
@@ -198,7 +198,8 @@ def main() -> None:
         "--corpus",
         choices=["shuffled", "distinct", "repeats"],
         default="shuffled",
-        help="shuffled (default): dedup's work is the planted duplicates at every size (make_corpus.py --shuffle-words); "
+        help="shuffled (default): dedup's work is almost only the planted duplicates at every size "
+        "(make_corpus.py --shuffle-words); "
         "distinct: no chance exact repeats, chance near-duplicate candidates grow with the square of the corpus "
         "(make_corpus.py --distinct); repeats: chance exact repeats too",
     )

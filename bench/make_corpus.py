@@ -22,7 +22,8 @@ Concepts still share sentences, and pairs of concepts sharing two or three of th
 there is to draw from. With ``--shuffle-words`` each fresh record's English and German words are put
 in a random order of their own (across its sentences; Japanese is left as drawn, dedup does not read
 it), so records that draw the same sentences share their words but hardly any character 5-gram that
-spans two words: dedup's work is then the planted duplicates, the same share at any size, and the
+spans two words: dedup's work is then almost only the planted duplicates (95% of the near duplicates
+found at 10M concepts), about the same share at any size, and the
 text per record has the same distribution at any size (every record is drawn the same way). The text
 is word salad in the right language, which is all the non-model pipeline needs
 (``bench/bench_scale.py``'s default).
