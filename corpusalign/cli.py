@@ -446,6 +446,10 @@ def calibrate(
         err.print(f"[red]--recall-target must be in [0.5, 1) or 'none', got {recall_target}[/red]")
         raise typer.Exit(2)
     synthetic = not unlabelled and "label" not in pairs.columns  # corruptions are generated, wrong_language among them
+    if wrong_language_from is not None and not synthetic:  # nothing to fill: say so rather than ignore the option
+        why = "--unlabelled generates no faults" if unlabelled else "the dev set holds labelled pairs, no faults are generated"
+        err.print(f"[red]--wrong-language-from applies to generated faults only: {why}[/red]", highlight=False)
+        raise typer.Exit(2)
     extra = _donor_languages(wrong_language_from, paths, src, langs) if synthetic else []
     if extra:  # texts that only fill wrong_language faults
         more = _read_dev_pairs(paths, src, extra).filter(pl.col("lang").is_in(extra))

@@ -360,3 +360,24 @@ def test_a_named_wrong_language_donor_without_text_is_a_clear_error(tmp_path: Pa
     assert result.exit_code == 2
     assert "no text in the dev records for xx" in result.output
     assert not (tmp_path / "p.yaml").exists()
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_wrong_language_donors_without_generated_faults_are_a_clear_error(tmp_path: Path, labelled: bool) -> None:
+    """``--wrong-language-from`` with labelled dev pairs, or with ``--unlabelled``, has no faults to fill:
+    it stops before any model loads and says why (it used to be ignored without a word)."""
+    from typer.testing import CliRunner
+
+    from corpusalign.cli import app
+
+    dev = tmp_path / "dev.jsonl"
+    if labelled:
+        rows = [{"concept_id": str(i), "lang": "de", "src_text": f"Hi {i}", "tgt_text": f"Hallo {i}", "label": True} for i in range(5)]
+    else:
+        rows = [{"concept_id": str(i), "en": f"Hello {i}", "de": f"Hallo {i}", "fr": f"Bonjour {i}"} for i in range(5)]
+    dev.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    args = ["calibrate", "--dev", str(dev), "--src", "en", "--tgt", "de", "-o", str(tmp_path / "p.yaml")]
+    result = CliRunner().invoke(app, [*args, *([] if labelled else ["--unlabelled"]), "--wrong-language-from", "fr"])
+    assert result.exit_code == 2
+    assert ("labelled pairs" if labelled else "--unlabelled") in result.output
+    assert not (tmp_path / "p.yaml").exists()
