@@ -372,7 +372,9 @@ def test_wrong_language_donors_without_generated_faults_are_a_clear_error(tmp_pa
 
     dev = tmp_path / "dev.jsonl"
     if labelled:
-        rows = [{"concept_id": str(i), "lang": "de", "src_text": f"Hi {i}", "tgt_text": f"Hallo {i}", "label": True} for i in range(5)]
+        rows = [
+            {"concept_id": str(i), "lang": "de", "src_text": f"Hi {i}", "tgt_text": f"Hallo {i}", "label": True} for i in range(5)
+        ]
     else:
         rows = [{"concept_id": str(i), "en": f"Hello {i}", "de": f"Hallo {i}", "fr": f"Bonjour {i}"} for i in range(5)]
     dev.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
