@@ -262,7 +262,7 @@ def evaluate(
     and held-out split are used), a local model directory, a hub id in the local cache, or
     ``smollm2``. ``shards``: a corpus directory or a :class:`Corpus`. Needs the ``train`` extra.
     Returns the JSON-ready dict that ``corpusalign eval --json`` writes (``acc``, ``acc_norm`` and
-    ``retrieval`` per language, ``acc_norm_gap``, ``acc_norm_consistency``, ``model``, ...).
+    ``retrieval`` per language, ``acc_norm_gap``, ``acc_norm_consistency``, ``acc_norm_all_correct``, ``model``, ...).
     """
     from corpusalign.training.evaluate import evaluate_model
 

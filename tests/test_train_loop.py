@@ -22,7 +22,7 @@ from corpusalign.config import ConfigError, load_config
 from corpusalign.runner import build
 from corpusalign.training.config import TrainConfig, load_train_config
 from corpusalign.training.data import CorruptCorpusError, ShardDataset
-from corpusalign.training.evaluate import _distractors, evaluate, load_for_eval
+from corpusalign.training.evaluate import _distractors, consistency, evaluate, format_table, load_for_eval
 from corpusalign.training.loop import batch_loss, latest_checkpoint, make_sampler, train
 from corpusalign.training.models import load_causal_lm, load_tokenizer
 from corpusalign.training.task import IGNORE_INDEX, Collator, Examples
@@ -466,7 +466,26 @@ def test_evaluation_reports_chance_for_a_random_model_and_more_after_memorising(
     model, tok, _ = load_for_eval(str(result.output), "cpu")
     after = evaluate(model, tok, corpus, split="all", num_choices=4, seed=0)
     assert after["acc"]["en"] >= 0.75 > before["acc"]["en"] - 0.01
-    assert 0.0 <= after["acc_consistency"] <= 1.0
+    assert 0.0 <= after["acc_all_correct"] <= after["acc_consistency"] <= 1.0
+    assert "all languages right" in format_table(after)
+
+
+def test_consistency_counts_agreement_and_agreement_on_the_right_answer_apart() -> None:
+    """Agreeing on a wrong candidate is consistent but not right in all languages; the same wrong
+    candidate seen at different positions of the concept's candidates still counts as the same."""
+    import numpy as np
+
+    cand = np.array([[0, 5, 7], [1, 4, 6], [2, 8, 9], [3, 8, 5]])  # candidate 0 is the concept's own answer
+    pick = np.array(
+        [
+            [0, 0, 0],  # right everywhere
+            [1, 1, 1],  # the same wrong answer everywhere
+            [0, 1, 0],  # disagree
+            [2, 2, 2],  # the same wrong answer everywhere
+        ]
+    )
+    assert consistency(pick, cand) == (0.75, 0.25)
+    assert consistency(np.zeros((0, 3), dtype=int), cand[:0]) == (0.0, 0.0)
 
 
 # ---------------------------------------------------------------------------------- config, CLI

@@ -14,7 +14,9 @@ Three measures, all on concepts the trainer never saw (the ``eval`` split of
 * **The English vs non-English gap**: anchor accuracy minus the mean accuracy of the other
   languages (the quantity batch-wise alignment is meant to shrink).
 * **Cross-lingual consistency**: the share of concepts (with every language) for which the model
-  picks the same candidate in all languages, right or wrong.
+  picks the same candidate in all languages, right or wrong (``*_consistency``), and the share for
+  which it picks the right one in all languages (``*_all_correct``): a model that agrees with
+  itself on wrong answers raises the first, not the second.
 * **Cross-lingual retrieval** of pooled hidden states: each row's text (``text``, or ``prompt``)
   alone, mean-pooled at the middle layer and centred per language (:func:`retrieval_accuracy`); for
   every language X, the share of X rows whose nearest anchor row (cosine) is the same concept.
@@ -134,8 +136,7 @@ def evaluate(
         acc = {lg: float((pick[:, li] == 0).mean()) for li, lg in enumerate(ds.langs)}
         result[name] = acc
         result[f"{name}_gap"] = _gap(acc, ds.anchor)
-        chosen = np.take_along_axis(cand[:, None, :].repeat(len(ds.langs), 1), pick[..., None], axis=2)[..., 0]
-        result[f"{name}_consistency"] = float((chosen == chosen[:, :1]).all(axis=1).mean())
+        result[f"{name}_consistency"], result[f"{name}_all_correct"] = consistency(pick, cand)
 
     # Retrieval of mean-pooled hidden states of the raw texts.
     text_field = "text" if "text" in ds.fields else "prompt"
@@ -268,6 +269,16 @@ def _gap(acc: dict[str, float], anchor: str | None) -> float | None:
     return acc[anchor] - float(np.mean(others))
 
 
+def consistency(pick: np.ndarray, cand: np.ndarray) -> tuple[float, float]:
+    """(share of concepts whose every language picks the same candidate, share whose every language
+    picks the right one). ``pick`` ``[concepts, langs]``: the index of each language's choice among
+    the concept's candidates ``cand`` ``[concepts, choices]`` (candidate 0 is the right answer)."""
+    if not len(pick):
+        return 0.0, 0.0
+    chosen = np.take_along_axis(cand, pick, axis=1)  # the candidate each language picked
+    return float((chosen == chosen[:, :1]).all(axis=1).mean()), float((pick == 0).all(axis=1).mean())
+
+
 def format_table(result: dict[str, Any], metric: str = "acc_norm") -> str:
     """A plain-text table of one evaluation: accuracy and retrieval per language, gap, consistency."""
     langs = result["langs"]
@@ -281,7 +292,11 @@ def format_table(result: dict[str, Any], metric: str = "acc_norm") -> str:
         lines.append(f"{lg:<6}{result['acc'][lg]:>8.3f}{result['acc_norm'][lg]:>10.3f}{'' if r is None else f'{r:.3f}':>11}")
     gap = result.get(f"{metric}_gap")
     lines.append(f"gap ({result['anchor']} - others, {metric}): {'n/a' if gap is None else f'{gap:+.3f}'}")
-    lines.append(f"consistency ({metric}): {result[f'{metric}_consistency']:.3f}")
+    both = result.get(f"{metric}_all_correct")
+    lines.append(
+        f"consistency ({metric}): {result[f'{metric}_consistency']:.3f}"
+        + ("" if both is None else f" (all languages right: {both:.3f})")
+    )
     return "\n".join(lines)
 
 
