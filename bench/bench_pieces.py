@@ -15,6 +15,13 @@ stages 3 and 4 scale linearly. Two formats, measured in the same run on the same
 The rows are real shard rows: Tatoeba sentences from the bundled sample in every text column a
 build fills, the other columns as a build leaves them.
 
+Stage 2d (near pairs) reads the same way: each of its units (one per partition) takes, for each of
+the 16 LSH bands, its piece of every map unit's band-key file, map units x partitions x 16 reads in
+all (10 x 2 x 16 at 1M concepts, 100 x 20 x 16 at 10M). ``NEAR_SHAPES`` measures those reads one
+file open each (:func:`read_piece`, as 2d did) and with each file's index read once per unit
+(:class:`PieceFiles`, as 2d does now), on pieces of ``--near-rows`` band keys (a build's are larger
+at 10M; the figures are the per-read cost, which does not depend on the rows).
+
 Usage::
 
     python bench/bench_pieces.py            # results: bench/results/pieces.json
@@ -41,6 +48,48 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "corpusalign" / "data" / "sample" / "tatoeba_en_de_ja.jsonl"
 #: (label, buckets, units): a 150,000-row stage-3 unit, buckets of 100,000 rows, as a build has them.
 SHAPES = (("1M concepts", 30, 20), ("10M concepts", 300, 200))
+
+
+#: (label, map units, partitions) of stage 2d, as the scale benchmark's builds had them (docs/scaling.md).
+NEAR_SHAPES = (("1M concepts", 10, 2), ("10M concepts", 100, 20))
+BANDS = 16
+
+
+def measure_near(units: int, parts: int, rows: int, work: Path) -> dict[str, float]:
+    """Stage 2d's reads of band-key pieces: every (partition, band) piece of every map unit's file."""
+    import numpy as np
+
+    schema = pa.schema([("_seq", pa.uint64()), ("band", pa.uint8()), ("k", pa.uint64())])
+    rng = np.random.default_rng(0)
+    piece = pa.table(
+        {
+            "_seq": pa.array(rng.integers(0, 2**40, rows, dtype=np.uint64)),
+            "band": pa.array(rng.integers(0, BANDS, rows).astype(np.uint8)),
+            "k": pa.array(rng.integers(0, 2**63, rows, dtype=np.uint64)),
+        },
+        schema=schema,
+    )
+    files = [work / f"bands-{units}-{u}.arrow" for u in range(units)]
+    for f in files:
+        write_pieces(([piece] for _ in range(parts * BANDS)), f, schema)
+    t = time.perf_counter()
+    for p in range(parts):
+        for b in range(BANDS):
+            [read_piece(f, p * BANDS + b, schema) for f in files]
+    each_open_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for p in range(parts):
+        opened = PieceFiles(files, schema)
+        for b in range(BANDS):
+            opened.read(p * BANDS + b)
+    once_s = time.perf_counter() - t
+    for f in files:
+        f.unlink()
+    return {
+        "reads": units * parts * BANDS,
+        "stage2d_reads_each_open_s": round(each_open_s, 2),
+        "stage2d_reads_index_once_s": round(once_s, 2),
+    }
 
 
 def unit_rows(n: int) -> pa.Table:
@@ -119,18 +168,28 @@ def measure(rows: pa.Table, buckets: int, units: int, fmt: str, work: Path) -> d
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=150_000, help="rows of one stage-3 unit (default: the build's 150,000)")
+    ap.add_argument("--near-rows", type=int, default=1_000, help="band keys per stage-2d piece (default 1,000)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pieces.json")
     args = ap.parse_args()
     rows = unit_rows(args.rows)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
+        for label, units, parts in NEAR_SHAPES:
+            r = {"shape": label, "stage": "2d", "map_units": units, "partitions": parts, "rows_per_piece": args.near_rows}
+            r |= measure_near(units, parts, args.near_rows, Path(tmp))
+            print(json.dumps(r))
+            print(
+                f"{label}: stage-2d reads ({r['reads']:,}), each file opened per read {r['stage2d_reads_each_open_s']:.2f} s, "
+                f"each file's index once per unit {r['stage2d_reads_index_once_s']:.2f} s"
+            )
+            results.append(r)
         for label, buckets, units in SHAPES:
             for fmt in ("arrow-lz4", "pieces"):
                 r = {"shape": label, "buckets": buckets, "units": units, "format": fmt}
                 r |= measure(rows, buckets, units, fmt, Path(tmp))
                 print(json.dumps(r))
                 results.append(r)
-    by = {(r["shape"], r["format"]): r for r in results}
+    by = {(r["shape"], r["format"]): r for r in results if "format" in r}
     for label, _, _ in SHAPES:
         old, new = by[(label, "arrow-lz4")], by[(label, "pieces")]
         before = old["stage3_writes_s"] + old["stage4_reads_s"]

@@ -53,7 +53,7 @@ from corpusalign.execute import Executor, LocalExecutor, Stage
 from corpusalign.progress import Progress
 from corpusalign.stats import StepStats
 from corpusalign.steps.dedup import DUPLICATES_SCHEMA, dedup_text_expr, similar_pairs
-from corpusalign.store.files import read_piece, write_parquet, write_pieces
+from corpusalign.store.files import PieceFiles, read_piece, write_parquet, write_pieces
 
 #: Source rows per partition of a reduce (its hash tables stay at a few hundred MiB).
 ROWS_PER_PARTITION = 500_000
@@ -95,9 +95,20 @@ def _write_parts(frame: pl.DataFrame, path: Path, kind: str, pieces: int) -> Non
 def _read_parts(folder: Path, kind: str, piece: int) -> pl.LazyFrame:
     """Piece ``piece`` of every file in ``folder`` (written by :func:`_write_parts`), as one frame."""
     files = sorted(folder.glob("*.arrow")) if folder.exists() else []
-    if not files:
+    return _frame(kind, [read_piece(f, piece, _ARROW[kind]) for f in files])
+
+
+def _open_parts(folder: Path, kind: str) -> PieceFiles:
+    """Every file in ``folder`` (written by :func:`_write_parts`), each file's index read once, for a
+    unit that reads several pieces of them (:func:`_frame` of ``PieceFiles.read``)."""
+    return PieceFiles(sorted(folder.glob("*.arrow")) if folder.exists() else [], _ARROW[kind])
+
+
+def _frame(kind: str, batches: list[pa.RecordBatch]) -> pl.LazyFrame:
+    """One frame of the pieces of ``kind`` read from every file."""
+    if not batches:
         return pl.LazyFrame(schema=_KINDS[kind])
-    table = pa.Table.from_batches([read_piece(f, piece, _ARROW[kind]) for f in files], schema=_ARROW[kind])
+    table = pa.Table.from_batches(batches, schema=_ARROW[kind])
     return pl.from_arrow(table, rechunk=False).lazy()  # type: ignore[union-attr]  # a few columns: chunks are cheap
 
 
@@ -192,9 +203,10 @@ class _Jobs:
     def near(self, p: int) -> str:
         done = self._done("same_id", "exact").collect().lazy()
         bands = self.cfg.dedup.bands
+        files = _open_parts(self.root / "bands", "bands")  # each map unit's file index parsed once, not once a band
         found = []
         for b in range(bands):  # one band's keys in memory at a time: 1/bands of the partition
-            keyed = _read_parts(self.root / "bands", "bands", p * bands + b).join(done, on="_seq", how="anti").collect().lazy()
+            keyed = _frame("bands", files.read(p * bands + b)).join(done, on="_seq", how="anti").collect().lazy()
             groups = _first_of_groups(keyed, ["k"])
             found.append(keyed.join(groups, on="k").filter(pl.col("_seq") != pl.col("_rep")).select("_rep", "_seq"))
         pairs = pl.concat(found).unique().collect(engine="streaming")
