@@ -487,6 +487,15 @@ def failure_analysis(df: pl.DataFrame, keep: np.ndarray, reasons: list[str | Non
     y = df["label"].to_numpy().astype(bool)
     dropped_good = df.with_columns(pl.Series("reason", reasons, dtype=pl.String)).filter(pl.Series(y & ~keep))
     by_reason = dropped_good.group_by("lang", "reason").len().sort("lang", "len", descending=[False, True])
+    # per language, domain and reason: pairs dropped and distinct concepts among them (corruption
+    # rounds repeat small data sets, so one text can be several drops)
+    by_domain = (
+        dropped_good.group_by("lang", "domain", "reason")
+        .agg(pl.len().alias("pairs"), pl.col("concept_id").n_unique().alias("concepts"))
+        .sort("lang", "domain", "pairs", descending=[False, False, True])
+        if "domain" in dropped_good.columns
+        else None
+    )
     kept_bad = df.filter(pl.Series(~y & keep))
     cols = [
         c
@@ -521,6 +530,7 @@ def failure_analysis(df: pl.DataFrame, keep: np.ndarray, reasons: list[str | Non
     ]
     return {
         "good_dropped_by_reason": by_reason.rows(),
+        "good_dropped_by_domain_reason": [] if by_domain is None else by_domain.rows(),
         "kept_corruption_examples": examples,
         "dropped_good_examples": dropped_examples,
     }
