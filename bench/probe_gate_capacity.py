@@ -38,21 +38,6 @@ LANGS = ("de", "ja", "sw")
 RECALL = 0.97
 
 
-def word_prefix_gain(pairs: pl.DataFrame, embedder) -> np.ndarray:  # noqa: ANN001
-    """``max_k cos(source, first k units) - cos(source, target)`` per pair; NaN without word prefixes."""
-    from probe_word_prefix import word_prefixes
-
-    src, tgt, langs = pairs["src_text"].to_list(), pairs["tgt_text"].to_list(), pairs["lang"].to_list()
-    cuts = [word_prefixes(t, lang) for t, lang in zip(tgt, langs)]
-    embedder.encode(sorted({p for c in cuts for p in c} | set(src) | set(tgt)))
-    gain = np.full(len(tgt), np.nan)
-    for i, c in enumerate(cuts):
-        if c:
-            s, t, p = embedder.encode([src[i]])[0], embedder.encode([tgt[i]])[0], embedder.encode(c)
-            gain[i] = float((p @ s).max() - t @ s)
-    return gain
-
-
 def inputs(pairs: pl.DataFrame, gates: dict[str, LanguageGate]) -> tuple[np.ndarray, np.ndarray]:
     """The design matrix of every pair under its language's gate, and where a hard rule fires."""
     x = np.zeros((pairs.height, len(DESIGN_COLUMNS)))
@@ -127,19 +112,14 @@ def run(pairs: pl.DataFrame, gates: dict[str, LanguageGate], gain: np.ndarray) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench_quality import CachingEmbedder
-
-    from corpusalign.embed import make_embedder
+    from probe_word_prefix import add_cache_options, cached_embedder, word_prefix_gain
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--work", type=Path, default=HERE / "_work" / "capacity")
-    ap.add_argument("--embedding-cache", type=Path, default=HERE / "_work" / "quality-emb.npz")
-    ap.add_argument("--prefix-cache", type=Path, default=HERE / "_work" / "pfx" / "prefix-emb.npz")
+    add_cache_options(ap)
     args = ap.parse_args(argv)
-    embedder = CachingEmbedder(make_embedder("e5"))
-    embedder.load(args.embedding_cache)
-    embedder.load(args.prefix_cache)
+    embedder = cached_embedder(args)
     per_seed = []
     for seed in args.seeds:
         pairs = pl.read_parquet(args.work / f"pairs-seed{seed}")

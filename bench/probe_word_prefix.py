@@ -92,36 +92,55 @@ def word_prefixes(text: str, lang: str | None = None) -> list[str]:
     return list(dict.fromkeys(c for c in cuts if c))
 
 
-def main(argv: list[str] | None = None) -> int:
+def add_cache_options(ap: argparse.ArgumentParser) -> None:
+    """The embedding caches of the probes: the quality benchmark's, and one for the word prefixes."""
+    ap.add_argument("--embedding-cache", type=Path, default=HERE / "_work" / "quality-emb.npz")
+    ap.add_argument("--prefix-cache", type=Path, default=HERE / "_work" / "pfx" / "prefix-emb.npz")
+
+
+def cached_embedder(args: argparse.Namespace):  # noqa: ANN201 - bench_quality.CachingEmbedder
+    """multilingual-e5-small with both caches of :func:`add_cache_options` loaded."""
     from bench_quality import CachingEmbedder
-    from probe_target_gap import auc
 
     from corpusalign.embed import make_embedder
+
+    embedder = CachingEmbedder(make_embedder("e5"))
+    embedder.load(args.embedding_cache)
+    embedder.load(args.prefix_cache)
+    return embedder
+
+
+def word_prefix_gain(pairs: pl.DataFrame, embedder) -> np.ndarray:  # noqa: ANN001
+    """``max_k cos(source, first k units) - cos(source, target)`` of each pair (NaN without word
+    prefixes); every text and prefix embedded once, in one call."""
+    src, tgt, langs = pairs["src_text"].to_list(), pairs["tgt_text"].to_list(), pairs["lang"].to_list()
+    cuts = [word_prefixes(t, lang) for t, lang in zip(tgt, langs)]
+    embedder.encode(sorted({p for c in cuts for p in c} | set(src) | set(tgt)))
+    gain = np.full(len(tgt), np.nan)
+    for i, c in enumerate(cuts):
+        if c:
+            s, t, p = embedder.encode([src[i]])[0], embedder.encode([tgt[i]])[0], embedder.encode(c)
+            gain[i] = float((p @ s).max() - t @ s)
+    return gain
+
+
+def main(argv: list[str] | None = None) -> int:
+    from probe_target_gap import auc
+
     from corpusalign.verify.scores import domain_of
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 2])
     ap.add_argument("--pairs", default=str(HERE / "_work" / "pfx" / "pairs-seed{}.parquet"))
-    ap.add_argument("--embedding-cache", type=Path, default=HERE / "_work" / "quality-emb.npz")
-    ap.add_argument("--prefix-cache", type=Path, default=HERE / "_work" / "pfx" / "prefix-emb.npz")
+    add_cache_options(ap)
     args = ap.parse_args(argv)
-    embedder = CachingEmbedder(make_embedder("e5"))
-    embedder.load(args.embedding_cache)
-    embedder.load(args.prefix_cache)
+    embedder = cached_embedder(args)
     print(f"{'seed':<6}{'cell':<14}{'n good':>7}{'n extra':>8}{'AUC all':>9}{'AUC kept':>10}{'extra kept':>11}{'good>0':>8}")
     for seed in args.seeds:
         pairs = pl.read_parquet(args.pairs.format(seed))
         pairs = pairs.with_columns(pl.col("src_text").map_elements(domain_of, return_dtype=pl.String).alias("domain"))
-        src, tgt, langs = pairs["src_text"].to_list(), pairs["tgt_text"].to_list(), pairs["lang"].to_list()
-        cuts = [word_prefixes(t, lang) for t, lang in zip(tgt, langs)]
-        todo = sorted({p for c in cuts for p in c} | set(src) | set(tgt))
-        embedder.encode(todo)
+        gain = word_prefix_gain(pairs, embedder)
         embedder.save(args.prefix_cache)
-        gain = np.full(len(tgt), np.nan)
-        for i, c in enumerate(cuts):
-            if c:
-                s, t, p = embedder.encode([src[i]]), embedder.encode([tgt[i]]), embedder.encode(c)
-                gain[i] = float((p @ s[0]).max() - t[0] @ s[0])
         pairs = pairs.with_columns(pl.Series("wpg", gain))
         for (domain, lang), cell in sorted(pairs.group_by("domain", "lang"), key=lambda x: x[0]):
             cell = cell.filter(pl.col("wpg").is_not_nan())
