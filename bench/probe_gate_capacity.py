@@ -76,36 +76,51 @@ def scores(keep: np.ndarray, y: np.ndarray, kinds: np.ndarray, langs: np.ndarray
     return {**out, "f1": f1(np.ones(len(y), dtype=bool)), "f1_sw": f1(langs == "sw")}
 
 
-def run(pairs: pl.DataFrame, gates: dict[str, LanguageGate], gain: np.ndarray) -> dict[str, dict[str, float]]:
+def held_out_setup(pairs: pl.DataFrame) -> tuple[np.ndarray, ...]:
+    """``y, langs, doms, kinds``, the language and domain one-hot inputs and the fold (by concept) of each pair."""
+    y = pairs["label"].to_numpy().astype(bool)
+    langs, doms, kinds = (pairs[c].to_numpy() for c in ("lang", "domain", "kind"))
+    onehot = np.column_stack([langs == lang for lang in LANGS] + [doms == dom for dom in DOMAINS]).astype(float)
+    fold = np.array([int.from_bytes(str(c).encode()[-4:], "big") % 2 for c in pairs["concept_id"].to_list()])
+    return y, langs, doms, kinds, onehot, fold
+
+
+def fold_probabilities(
+    model: str, design: np.ndarray, y: np.ndarray, onehot: np.ndarray, fold: np.ndarray, hard: np.ndarray
+) -> np.ndarray:
+    """Each pair's probability from ``model`` (``logistic``, with per-language and per-domain deviations,
+    or ``trees``) fitted on the other fold's pairs that no hard rule drops. ``design`` may hold NaN
+    only for trees."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
+    p = np.zeros(len(y))
+    for k in (0, 1):
+        tr, te = (fold != k) & ~hard, fold == k
+        if model == "logistic":
+            z = np.column_stack([design, *(design * onehot[:, [j]] for j in range(onehot.shape[1])), onehot])
+            scale = StandardScaler().fit(z[tr])
+            fit = LogisticRegression(C=1.0, max_iter=5000).fit(scale.transform(z[tr]), y[tr])
+            p[te] = fit.predict_proba(scale.transform(z[te]))[:, 1]
+        else:
+            z = np.column_stack([design, onehot])
+            fit = HistGradientBoostingClassifier(
+                max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, random_state=0
+            ).fit(z[tr], y[tr])
+            p[te] = fit.predict_proba(z[te])[:, 1]
+    return p
+
+
+def run(pairs: pl.DataFrame, gates: dict[str, LanguageGate], gain: np.ndarray) -> dict[str, dict[str, float]]:
     x, hard = inputs(pairs, gates)
-    y = pairs["label"].to_numpy().astype(bool)
-    langs, doms, kinds = (pairs[c].to_numpy() for c in ("lang", "domain", "kind"))
-    onehot = np.column_stack([langs == lang for lang in LANGS] + [doms == dom for dom in DOMAINS]).astype(float)
-    ids = pairs["concept_id"].to_list()
-    fold = np.array([int.from_bytes(str(c).encode()[-4:], "big") % 2 for c in ids])
+    y, langs, doms, kinds, onehot, fold = held_out_setup(pairs)
     out = {"gate as calibrated + rules": scores(decide(pairs["verify_p"].to_numpy(), y, langs, doms, hard), y, kinds, langs)}
     for with_gain in (False, True):
         lin = x if not with_gain else np.column_stack([x, np.nan_to_num(gain, nan=-0.05), np.isnan(gain)])
         tree = x if not with_gain else np.column_stack([x, gain])
         for name in ("logistic", "trees"):
-            p = np.zeros(len(y))
-            for k in (0, 1):
-                tr, te = (fold != k) & ~hard, fold == k
-                if name == "logistic":
-                    z = np.column_stack([lin, *(lin * onehot[:, [j]] for j in range(onehot.shape[1])), onehot])
-                    scale = StandardScaler().fit(z[tr])
-                    model = LogisticRegression(C=1.0, max_iter=5000).fit(scale.transform(z[tr]), y[tr])
-                    p[te] = model.predict_proba(scale.transform(z[te]))[:, 1]
-                else:
-                    z = np.column_stack([tree, onehot])
-                    model = HistGradientBoostingClassifier(
-                        max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, random_state=0
-                    ).fit(z[tr], y[tr])
-                    p[te] = model.predict_proba(z[te])[:, 1]
+            p = fold_probabilities(name, lin if name == "logistic" else tree, y, onehot, fold, hard)
             label = f"{name}{' + word prefixes' if with_gain else ''} + rules"
             out[label] = scores(decide(p, y, langs, doms, hard), y, kinds, langs)
     return out

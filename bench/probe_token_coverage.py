@@ -33,10 +33,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from probe_gate_capacity import LANGS, decide, inputs, scores  # noqa: E402
+from probe_gate_capacity import decide, fold_probabilities, held_out_setup, inputs, scores  # noqa: E402
 
 from corpusalign.verify.gate import LanguageGate  # noqa: E402
-from corpusalign.verify.scores import DOMAINS  # noqa: E402
 
 LAYERS = (9, 12)
 #: The inputs the models get (of those :func:`coverage` computes).
@@ -93,9 +92,6 @@ def coverage(pairs: pl.DataFrame, states: dict[tuple[str, int], np.ndarray], lay
 
 def main(argv: list[str] | None = None) -> int:
     from probe_target_gap import auc
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 4])
@@ -113,26 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {seed} {name:<7} AUC, good vs kept faults: {aucs}")
         raw = json.loads((args.work / f"quality-seed{seed}.json").read_text())["gates"]
         x, hard = inputs(pairs, {k: LanguageGate.from_dict(v) for k, v in raw.items()})
-        y = pairs["label"].to_numpy().astype(bool)
-        langs, doms = pairs["lang"].to_numpy(), pairs["domain"].to_numpy()
-        onehot = np.column_stack([langs == lang for lang in LANGS] + [doms == d for d in DOMAINS]).astype(float)
-        fold = np.array([int.from_bytes(str(c).encode()[-4:], "big") % 2 for c in pairs["concept_id"].to_list()])
+        y, langs, doms, kinds, onehot, fold = held_out_setup(pairs)
         for label, design in (("", x), (" + token coverage", np.column_stack([x, *(cov[c] for c in MODEL_INPUTS)]))):
             for model in ("logistic", "trees"):
-                p = np.zeros(len(y))
-                for k in (0, 1):
-                    tr, te = (fold != k) & ~hard, fold == k
-                    if model == "logistic":
-                        z = np.column_stack([design, *(design * onehot[:, [j]] for j in range(onehot.shape[1])), onehot])
-                        scale = StandardScaler().fit(z[tr])
-                        fit = LogisticRegression(C=1.0, max_iter=5000).fit(scale.transform(z[tr]), y[tr])
-                        p[te] = fit.predict_proba(scale.transform(z[te]))[:, 1]
-                    else:
-                        z = np.column_stack([design, onehot])
-                        fit = HistGradientBoostingClassifier(
-                            max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, random_state=0
-                        ).fit(z[tr], y[tr])
-                        p[te] = fit.predict_proba(z[te])[:, 1]
+                p = fold_probabilities(model, design, y, onehot, fold, hard)
                 results.setdefault(model + label, []).append(scores(decide(p, y, langs, doms, hard), y, kinds, langs))
     cols = ["misaligned", "untranslated", "wrong_language", "truncated", "extra_content", "f1", "f1_sw"]
     print(f"\nseeds {args.seeds}, means (models fitted on the held-out pairs: a ceiling)")
