@@ -17,6 +17,7 @@ from corpusalign.verify.calibrate import (
     apply_gates,
     calibrate,
     concept_pairs,
+    summary_table,
     write_gates_json,
     write_pipeline,
 )
@@ -72,6 +73,12 @@ def test_synthetic_mode_fits_gates_and_reports(synthetic: CalibrationResult) -> 
     assert m["per_language"]["de"]["kinds"]["wrong_language"]["kept"] <= 0.1
     # held-out metrics per length domain too (the sample's Tatoeba sentences are short strings and sentences)
     assert {"short", "sentence"} <= set(m["per_domain"]) and m["per_domain"]["short"]["n"] > 0
+    # and per domain of each language: the cells whose good pairs the recall target is about
+    assert {"short/de", "short/ja", "sentence/de"} <= set(m["per_cell"])
+    assert sum(c["n"] for c in m["per_cell"].values()) == m["overall"]["n"]
+    assert sum(c["n"] for k, c in m["per_cell"].items() if k.endswith("/de")) == m["per_language"]["de"]["n"]
+    table = summary_table(m)
+    assert "short/de" in table and "sentence/ja" in table
     assert res.heldout is not None and {"keep", "reason", "verify_p"} <= set(res.heldout.columns)
     # the German gate knows German targets are a little longer than English sources
     assert res.gates["de"].len_log_ratio_mean > res.gates["ja"].len_log_ratio_mean
@@ -383,3 +390,23 @@ def test_wrong_language_donors_without_generated_faults_are_a_clear_error(tmp_pa
     assert result.exit_code == 2
     assert ("labelled pairs" if labelled else "--unlabelled") in result.output
     assert not (tmp_path / "p.yaml").exists()
+
+
+def test_calibrate_command_prints_good_and_faulty_pairs_kept_per_domain_and_language(
+    tmp_path: Path, tatoeba_rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``corpusalign calibrate`` ends with the held-out share of good pairs kept in each domain of each
+    language (the cells the recall target is about), so a user sees at once where the gate cuts."""
+    from typer.testing import CliRunner
+
+    import corpusalign.embed
+    from corpusalign.cli import app
+
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps({k: r.get(k) for k in ("concept_id", "en", "de")}) + "\n" for r in tatoeba_rows[:150]))
+    monkeypatch.setattr(corpusalign.embed, "make_embedder", lambda spec: NgramHashEmbedder())
+    args = ["calibrate", "--dev", str(dev), "--src", "en", "--tgt", "de", "-o", str(tmp_path / "p.yaml")]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "held-out concepts, per domain and language" in result.output
+    assert "short/de" in result.output and "good kept" in result.output

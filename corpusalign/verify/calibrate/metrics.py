@@ -56,7 +56,8 @@ def apply_gates(feats: pl.DataFrame, gates: dict[str, LanguageGate]) -> pl.DataF
 
 
 def evaluate(scored: pl.DataFrame) -> dict[str, Any]:
-    """Precision/recall/F1 overall, per language and per length domain; per fault kind the share kept."""
+    """Precision/recall/F1 overall, per language, per length domain and per cell (``"short/de"``: a
+    domain of a language, where recall is the share of its good pairs kept); per fault kind the share kept."""
 
     def block(df: pl.DataFrame) -> dict[str, Any]:
         out = _prf(df["keep"].to_numpy(), df["label"].to_numpy().astype(bool))
@@ -74,5 +75,10 @@ def evaluate(scored: pl.DataFrame) -> dict[str, Any]:
         "per_language": {str(lang): block(part) for (lang,), part in scored.sort("lang").group_by("lang", maintain_order=True)},
         "per_domain": {
             name: block(scored.filter(pl.Series(dom == code))) for code, name in enumerate(DOMAINS) if (dom == code).any()
+        },
+        "per_cell": {
+            f"{name}/{lang}": block(part)
+            for code, name in enumerate(DOMAINS)
+            for (lang,), part in scored.filter(pl.Series(dom == code)).sort("lang").group_by("lang", maintain_order=True)
         },
     }

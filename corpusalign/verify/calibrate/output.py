@@ -32,7 +32,8 @@ def _comment_lines(result: CalibrationResult) -> list[str]:
 
 
 def summary_table(metrics: dict[str, Any]) -> str:
-    """The held-out metrics as a plain-text table: one line per language, per length domain and the pooled gate."""
+    """The held-out metrics as a plain-text table: one line per language, per length domain, per domain of
+    each language (R: the share of its good pairs kept) and the pooled gate."""
     if metrics.get("mode") == "unlabelled":
         lines = [f"unlabelled calibration ({metrics.get('note')})"]
         for lang, m in metrics.get("per_language", {}).items():
@@ -45,16 +46,17 @@ def summary_table(metrics: dict[str, Any]) -> str:
         ("overall", metrics.get("overall")),
         *metrics.get("per_language", {}).items(),
         *metrics.get("per_domain", {}).items(),
+        *metrics.get("per_cell", {}).items(),
         ("pooled *", metrics.get("pooled_gate")),
     ]
     kinds = sorted({k for _, m in rows if m for k in m.get("kinds", {}) if k != "good"})
-    head = f"{'held-out':9s} {'P':>6s} {'R':>6s} {'F1':>6s} {'n':>6s}  " + " ".join(f"{k[:12]:>12s}" for k in kinds)
+    head = f"{'held-out':14s} {'P':>6s} {'R':>6s} {'F1':>6s} {'n':>6s}  " + " ".join(f"{k[:12]:>12s}" for k in kinds)
     lines = [f"{metrics.get('mode')} calibration with {metrics.get('embedder')}; share of faulty pairs kept per kind:", head]
     for name, m in rows:
         if not m:
             continue
         cells = " ".join(f"{m['kinds'][k]['kept']:>12.3f}" if k in m.get("kinds", {}) else f"{'-':>12s}" for k in kinds)
-        lines.append(f"{name:9s} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} {m['n']:6d}  {cells}")
+        lines.append(f"{name:14s} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} {m['n']:6d}  {cells}")
     return "\n".join(lines)
 
 
