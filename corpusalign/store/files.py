@@ -56,7 +56,8 @@ def write_pieces(pieces: Iterable[Sequence[pa.Table]], path: Path, schema: pa.Sc
     file is an uncompressed Arrow IPC file of one record batch with a row (``piece``, ``size``) per
     piece, so the whole unit's pieces are held until written. Against an Arrow IPC file with a
     record batch per piece and Arrow's own LZ4 (a block per column buffer), writing a stage-3 unit
-    of 300 pieces took 81 instead of 117 ms in one run and 97 instead of 159 ms in another; a piece
+    of 300 pieces took 81 instead of 117 ms in one run, 97 instead of 159 ms in another and 100
+    instead of 166 ms in a third (at 30 pieces, 56 against 43 ms there: no gain at the 1M shape); a piece
     read alone (:func:`read_piece`) costs 0.3-0.4 ms either way, so many reads of the same files go
     through :class:`PieceFiles` (``bench/bench_pieces.py``, docs/scaling.md).
     """

@@ -33,7 +33,8 @@ SHARD_DIR = "shards"
 REJECTED_DIR = "rejected"
 QUARANTINE_DIR = "quarantine"
 #: Buckets a stage-4 unit writes at most (:func:`shard_units`): at 10M concepts stage 4 reads 60,000
-#: pieces, 24.9 s with a bucket file opened for each, 4.9 s opened once for ten (bench/bench_pieces.py).
+#: pieces, 24.9 s with a bucket file opened for each, 4.9 s opened once for ten (bench/bench_pieces.py;
+#: 21.0 and 4.7 s in a later run).
 BUCKETS_PER_UNIT = 10
 
 
