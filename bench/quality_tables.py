@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     below = sum(1 for s in summary["methods"][MAIN] for v in s["cells"].values() if v < CELL_TARGET)
     cells = sum(len(s["cells"]) for s in summary["methods"][MAIN])
     print(f"cells below {100 * CELL_TARGET:.0f}% good kept: {below} of {cells}")
+    for ref in summary.get("reference_faults", []):
+        print(f"left out as a faulty reference: {ref['concept_id']} ({ref['lang']}): {ref['why']}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 from conftest import load_bench_script
 
@@ -74,3 +75,30 @@ def test_tables_are_means_and_ranges_over_the_seeds(tables, tmp_path: Path, caps
     assert "shipped gates" not in out  # left out by default: it saw the held-out concepts
     assert "cells below 95% good kept: 9 of 18" in out
     assert "| 1 | 0.940 | 0.940 | 0.840 | short/sw 93.0% | `extra_content` 8.0% | 5/8 |" in out
+
+
+def test_faulty_references_are_named_under_the_tables(tables, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path)
+    summary = json.loads(path.read_text())
+    summary["reference_faults"] = [{"concept_id": "udhr.art21.1", "lang": "sw", "why": "runs on into 21.2"}]
+    path.write_text(json.dumps(summary))
+    assert tables.main([str(path)]) == 0
+    assert "left out as a faulty reference: udhr.art21.1 (sw): runs on into 21.2" in capsys.readouterr().out
+
+
+def test_the_benchmark_leaves_faulty_references_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_bench_script("bench_quality.py")
+    rows = [
+        {"concept_id": "udhr.art21.1", "en": "Everyone has the right of equal access.", "de": "Jeder hat das Recht.", "sw": "x"},
+        {"concept_id": "udhr.art21.2", "en": "The will of the people.", "de": "Der Wille des Volkes.", "sw": "Matakwa ya watu."},
+    ]
+    (tmp_path / "udhr.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    monkeypatch.setattr(bench, "DATA", {"udhr": ("udhr.jsonl", None)})
+    monkeypatch.setattr(bench, "SHARED", tmp_path)
+    assert ("udhr.art21.1", "sw") in bench.REFERENCE_FAULTS
+    concepts = bench.load_concepts(None)
+    assert concepts["concept_id"].to_list() == ["udhr.art21.1", "udhr.art21.2"]
+    assert concepts["sw"].to_list() == [None, "Matakwa ya watu."]  # only the faulty reference goes
+    assert concepts["de"].to_list() == ["Jeder hat das Recht.", "Der Wille des Volkes."]
+    pairs = bench.good_pairs(concepts)
+    assert pairs.filter(pl.col("lang") == "sw")["concept_id"].to_list() == ["udhr.art21.2"]
