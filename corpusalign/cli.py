@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from typer.core import TyperGroup
 
 from corpusalign._version import __version__
 from corpusalign.resolve import sample_dir
+
+if TYPE_CHECKING:
+    import polars as pl
 
 #: Flags of the whole program that are also accepted after the command (``corpusalign build -v``).
 GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet")
@@ -381,6 +384,13 @@ def calibrate(
         Path, typer.Option("--output", "-o", help="Pipeline file to write, with the calibrated verify.gates.")
     ] = Path("pipelines/calibrated.yaml"),
     seed: Annotated[int, typer.Option(help="Seed for generated corruptions and the split.")] = 0,
+    doubtful_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every dev pair labelled good that the calibrated gates still drop, by a hard rule or with p < 0.01, "
+            "to this JSONL file (the command prints the first 10): references to check."
+        ),
+    ] = None,
 ) -> None:
     """Fit the verification gate per language on a dev set and write it into a pipeline file.
 
@@ -510,6 +520,37 @@ def calibrate(
                 f"{kept_bad / n_bad:.1%}" if n_bad else "-",
             )
         console.print(held)
+    _print_doubtful(result.doubtful, doubtful_out)
+
+
+def _print_doubtful(doubtful: pl.DataFrame | None, path: Path | None, show: int = 10) -> None:
+    """The dev pairs labelled good that the calibrated gates drop with the lowest probability, the first
+    ``show`` printed and all of them written to ``path`` (JSONL) when given."""
+    from corpusalign.verify.calibrate import DOUBT_P
+
+    if doubtful is None:
+        return
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doubtful.write_ndjson(path)
+    if doubtful.height == 0:
+        console.print(f"no dev pair labelled good is dropped by a hard rule or with p < {DOUBT_P} by the calibrated gates")
+        return
+    where = f" (all in {path})" if path is not None else " (--doubtful-out FILE lists them all)"
+    console.print(
+        f"{doubtful.height} dev pairs labelled good are dropped by a hard rule or with p < {DOUBT_P} by the calibrated "
+        f"gates, even after learning from them: check these references{where}",
+        highlight=False,
+    )
+    cut = lambda text: text if len(text) <= 60 else text[:59] + "…"  # noqa: E731
+    for row in doubtful.head(show).iter_rows(named=True):
+        console.print(
+            f"  {row['lang']} {row['concept_id']}: {row['reason']} (p {row['verify_p']:.1e}) "
+            f"{cut(row['src_text'])!r} -> {cut(row['tgt_text'])!r}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

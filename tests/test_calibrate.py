@@ -410,3 +410,110 @@ def test_calibrate_command_prints_good_and_faulty_pairs_kept_per_domain_and_lang
     assert result.exit_code == 0, result.output
     assert "held-out concepts, per domain and language" in result.output
     assert "short/de" in result.output and "good kept" in result.output
+    # and says which references it doubts (here: none or some, written to --doubtful-out either way)
+    out = tmp_path / "doubtful.jsonl"
+    result = CliRunner().invoke(app, [*args, "--doubtful-out", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    listed = pl.read_ndjson(out) if out.stat().st_size else pl.DataFrame()
+    if listed.height:
+        assert f"{listed.height} dev pairs labelled good are dropped" in result.output
+        assert {"concept_id", "lang", "src_text", "tgt_text", "verify_p", "reason", "hard_rule"} <= set(listed.columns)
+    else:
+        assert "no dev pair labelled good is dropped" in result.output
+
+
+def test_calibrate_command_prints_the_doubtful_references(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from corpusalign.cli import _print_doubtful
+
+    doubtful = pl.DataFrame(
+        {
+            "concept_id": [f"c{i}" for i in range(12)],
+            "lang": ["sw"] * 12,
+            "src_text": ["Everyone has the right of equal access to public service in his country."] * 12,
+            "tgt_text": ["Kila mmoja anayo haki sawa ya kufanya kazi katika Serikali; matakwa hayo huonyeshwa"] * 12,
+            "verify_p": [1e-5 * (i + 1) for i in range(12)],
+            "reason": ["misaligned"] * 12,
+            "detail": [None] * 12,
+            "hard_rule": [False] * 12,
+            "copies": [2] * 12,
+        }
+    )
+    out = tmp_path / "sub" / "doubtful.jsonl"
+    _print_doubtful(doubtful, out)
+    printed = capsys.readouterr().out
+    assert "12 dev pairs labelled good are dropped by a hard rule or with p < 0.01" in printed
+    assert str(out) in printed
+    assert "  sw c0: misaligned (p 1.0e-05) 'Everyone has the right" in printed
+    assert "c9:" in printed and "c10:" not in printed  # the first 10 printed
+    assert "…" in printed  # long texts cut
+    assert pl.read_ndjson(out).height == 12  # all of them written
+    _print_doubtful(doubtful.head(0), None)
+    assert "no dev pair labelled good is dropped" in capsys.readouterr().out
+
+
+def test_doubtful_references_are_good_labelled_pairs_dropped_in_every_copy_with_a_low_probability() -> None:
+    from corpusalign.verify.calibrate import DOUBT_P, doubtful_references
+
+    rows = [  # concept, label, kind, p, keep
+        ("a", True, "good", 0.001, False),
+        ("a", True, "good", 0.004, False),  # both copies dropped: listed with the higher p
+        ("b", True, "good", 0.002, False),
+        ("b", True, "good", 0.9, True),  # kept in one copy: the gate is not sure
+        ("c", True, "good", 0.2, False),  # dropped, but not with a low probability
+        ("d", False, "truncated", 0.0001, False),  # a generated fault: not a reference
+        ("e", True, "good", 0.0005, False),
+    ]
+    scored = pl.DataFrame(
+        {
+            "concept_id": [r[0] for r in rows],
+            "lang": ["de"] * len(rows),
+            "src_text": [f"src {r[0]}" for r in rows],
+            "tgt_text": [f"tgt {r[0]}" for r in rows],
+            "label": [r[1] for r in rows],
+            "kind": [r[2] for r in rows],
+            "verify_p": [r[3] for r in rows],
+            "keep": [r[4] for r in rows],
+            "reason": [None if r[4] else "low_similarity" for r in rows],
+            "detail": [None] * len(rows),
+        }
+    )
+    out = doubtful_references(scored)
+    assert out["concept_id"].to_list() == ["e", "a"]  # surest first
+    assert out["verify_p"].to_list() == pytest.approx([0.0005, 0.004])
+    assert out["copies"].to_list() == [1, 2]
+    assert doubtful_references(scored, max_p=0.3)["concept_id"].to_list() == ["e", "a", "c"]
+    assert DOUBT_P == 0.01
+    # a hard rule that drops every copy makes a pair doubtful at any probability, and comes first
+    hard = scored.with_columns((pl.col("concept_id") == "c").alias("hard_rule"))
+    assert doubtful_references(hard)["concept_id"].to_list() == ["c", "e", "a"]
+    assert doubtful_references(hard)["hard_rule"].to_list() == [True, False, False]
+
+
+def test_calibrate_lists_a_planted_faulty_reference(pairs: pl.DataFrame) -> None:
+    """A dev pair labelled good whose numbers differ from its source's is dropped by the finished gates
+    all the same, and calibrate names it among the references to check."""
+    from corpusalign.verify.corrupt import make_noisy_set
+
+    concepts = pairs.select("concept_id", pl.col("src_text").alias("en")).unique("concept_id", keep="first", maintain_order=True)
+    wide = pairs.pivot(on="lang", index="concept_id", values="tgt_text")
+    noisy = make_noisy_set(concepts.join(wide, on="concept_id"), "en", ["de", "ja"], seed=5)
+    planted = pl.DataFrame(
+        [
+            {
+                "concept_id": "planted",
+                "lang": "de",
+                "src_text": "Room 12 is on the left, next to room 14.",
+                "tgt_text": "Zimmer 47 ist links, neben Zimmer 9.",
+                "label": True,
+                "kind": "good",
+            }
+        ],
+        schema=noisy.schema,
+    )
+    res = calibrate(pl.concat([noisy, planted]), NgramHashEmbedder(), "en", seed=1, lid=False)
+    assert res.doubtful is not None
+    assert res.metrics["doubtful_references"] == res.doubtful.height
+    hit = res.doubtful.filter(pl.col("concept_id") == "planted")
+    assert hit.height == 1, res.doubtful
+    assert hit["reason"][0] == "number_mismatch" and hit["hard_rule"][0]
+    assert hit["tgt_text"][0] == "Zimmer 47 ist links, neben Zimmer 9."

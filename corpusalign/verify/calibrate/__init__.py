@@ -45,7 +45,9 @@ all languages with one pooled length model, as it meets them at run time. The he
 scored once with the finished gates (:mod:`.metrics`): its precision, recall and F1 per language,
 per length domain and per fault kind are the reported metrics (``metrics``). Finally the weights,
 length models and rules are refitted on all pairs (thresholds stay; ``refit=False`` keeps the
-training-part weights).
+training-part weights), and every pair is scored with them once more: the dev pairs labelled good
+that they still drop, by a hard rule or with a probability under :data:`DOUBT_P`, are ``result.doubtful``, the
+references to read first (:func:`doubtful_references`).
 
 ==================  ===========================================================================
 module              holds
@@ -58,7 +60,8 @@ module              holds
 ``design``          the design of scored pairs (inputs, labels, hard-rule verdicts, domains, kinds)
 ``thresholds``      the recall-first and fault-bound threshold rules and their constants
 ``fit``             the joint logistic fit, out-of-fold probabilities, finished gates, refit
-``metrics``         ``CalibrationResult``, ``apply_gates`` and the held-out ``evaluate``
+``metrics``         ``CalibrationResult``, ``apply_gates``, the held-out ``evaluate``,
+                    ``doubtful_references``
 ``unlabelled``      the unlabelled mode (Gaussian mixture on the margin)
 ``output``          ``write_pipeline``, ``write_gates_json``, ``summary_table``
 ==================  ===========================================================================
@@ -84,7 +87,7 @@ from __future__ import annotations
 
 from corpusalign.verify.calibrate.data import concept_pairs, sample_files
 from corpusalign.verify.calibrate.fit import MIN_PAIRS
-from corpusalign.verify.calibrate.metrics import CalibrationResult, apply_gates, evaluate
+from corpusalign.verify.calibrate.metrics import DOUBT_P, CalibrationResult, apply_gates, doubtful_references, evaluate
 from corpusalign.verify.calibrate.output import summary_table, write_gates_json, write_pipeline
 from corpusalign.verify.calibrate.rules import MIN_CELL_GOOD, RULE_CANDIDATES, RULE_MAX_GOOD_DROP, hard_rules
 from corpusalign.verify.calibrate.run import calibrate
@@ -100,6 +103,7 @@ from corpusalign.verify.calibrate.thresholds import (
 )
 
 __all__ = [
+    "DOUBT_P",
     "KEPT_CONFIDENCE",
     "MAX_KEPT",
     "MAX_RECALL_LOSS",
@@ -115,6 +119,7 @@ __all__ = [
     "apply_gates",
     "calibrate",
     "concept_pairs",
+    "doubtful_references",
     "evaluate",
     "hard_rules",
     "sample_files",

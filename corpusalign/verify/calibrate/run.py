@@ -12,7 +12,7 @@ import polars as pl
 from corpusalign.embed.base import Embedder
 from corpusalign.verify.calibrate.data import _split, _to_concepts
 from corpusalign.verify.calibrate.fit import MIN_PAIRS, _fit_gates, _refit
-from corpusalign.verify.calibrate.metrics import CalibrationResult, apply_gates, evaluate
+from corpusalign.verify.calibrate.metrics import DOUBT_P, CalibrationResult, apply_gates, doubtful_references, evaluate
 from corpusalign.verify.calibrate.scoring import LidSpec, score_pairs
 from corpusalign.verify.calibrate.thresholds import KEPT_CONFIDENCE, MAX_KEPT, MAX_RECALL_LOSS, RECALL_TARGET
 from corpusalign.verify.calibrate.unlabelled import _calibrate_unlabelled
@@ -73,7 +73,9 @@ def calibrate(
     precision, recall and F1 on the held-out concepts and, per fault kind, the share of faulty pairs
     kept (lower is better); ``thresholds``: per language the F1 (or precision-target) threshold
     (``first``), the chosen one, the out-of-fold recall at each, ``[kept, n]`` per fault kind at the
-    chosen one and the kinds still over ``max_kept``.
+    chosen one and the kinds still over ``max_kept``; ``doubtful_references``: how many dev pairs labelled
+    good the finished gates drop by a hard rule or with p < :data:`~.metrics.DOUBT_P` (listed in ``result.doubtful``:
+    read them before trusting the labels).
     """
     need = {"concept_id", "lang", "src_text", "tgt_text"}
     if not need <= set(pairs.columns):
@@ -151,4 +153,8 @@ def calibrate(
         m = metrics.get("per_language", {}).get(lang) if lang != "*" else metrics.get("pooled_gate")
         if m:
             gates[lang] = LanguageGate(**{**gate.__dict__, "precision": m["precision"], "recall": m["recall"]})
-    return CalibrationResult(gates=gates, metrics=metrics, heldout=scored)
+    doubtful = doubtful_references(apply_gates(feats, gates))
+    metrics["doubtful_references"] = doubtful.height
+    if doubtful.height:
+        log.info("%d dev pairs labelled good are dropped by a hard rule or with p < %s", doubtful.height, DOUBT_P)
+    return CalibrationResult(gates=gates, metrics=metrics, heldout=scored, doubtful=doubtful)
