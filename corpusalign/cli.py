@@ -411,7 +411,7 @@ def calibrate(
 
     from corpusalign.embed import make_embedder
     from corpusalign.verify.calibrate import calibrate as run_calibrate
-    from corpusalign.verify.calibrate import write_gates_json, write_pipeline
+    from corpusalign.verify.calibrate import cell_rows, write_gates_json, write_pipeline
 
     def optional_float(name: str, text: str) -> float | None:
         if text.strip().lower() in ("none", "off", ""):
@@ -503,22 +503,14 @@ def calibrate(
         fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         table.add_row(lang, f"{gate.threshold:.3f}", fmt(gate.precision), fmt(gate.recall))
     console.print(table)
-    cells = result.metrics.get("per_cell") or {}
+    cells = cell_rows(result.metrics)
     if cells:  # where the gate cuts: good pairs kept per domain of each language, on the held-out concepts
         held = Table(title="held-out concepts, per domain and language", title_justify="left")
         for col in ("cell", "good pairs", "good kept", "faulty pairs", "faulty kept"):
             held.add_column(col, justify="left" if col == "cell" else "right")
-        for name, m in cells.items():
-            faults = {k: v for k, v in (m.get("kinds") or {}).items() if k != "good"}
-            n_bad = sum(v["n"] for v in faults.values())
-            kept_bad = sum(v["n"] * v["kept"] for v in faults.values())
-            held.add_row(
-                name,
-                str(m["n_good"]),
-                f"{m['recall']:.1%}" if m["n_good"] else "-",
-                str(n_bad),
-                f"{kept_bad / n_bad:.1%}" if n_bad else "-",
-            )
+        share = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+        for name, n_good, good_kept, n_bad, bad_kept in cells:
+            held.add_row(name, str(n_good), share(good_kept), str(n_bad), share(bad_kept))
         console.print(held)
     _print_doubtful(result.doubtful, doubtful_out)
 

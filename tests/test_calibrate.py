@@ -16,6 +16,7 @@ from corpusalign.verify.calibrate import (
     CalibrationResult,
     apply_gates,
     calibrate,
+    cell_rows,
     concept_pairs,
     summary_table,
     write_gates_json,
@@ -77,6 +78,14 @@ def test_synthetic_mode_fits_gates_and_reports(synthetic: CalibrationResult) -> 
     assert {"short/de", "short/ja", "sentence/de"} <= set(m["per_cell"])
     assert sum(c["n"] for c in m["per_cell"].values()) == m["overall"]["n"]
     assert sum(c["n"] for k, c in m["per_cell"].items() if k.endswith("/de")) == m["per_language"]["de"]["n"]
+    rows = cell_rows(m)  # the table corpusalign calibrate prints
+    assert [r[0] for r in rows] == list(m["per_cell"])
+    for name, n_good, good_kept, n_bad, bad_kept in rows:
+        cell = m["per_cell"][name]
+        assert n_good + n_bad == cell["n"] and n_good == cell["n_good"]
+        assert good_kept == (cell["recall"] if n_good else None)
+        kept = sum(v["n"] * v["kept"] for k, v in cell["kinds"].items() if k != "good")
+        assert bad_kept == (pytest.approx(kept / n_bad) if n_bad else None)
     table = summary_table(m)
     assert "short/de" in table and "sentence/ja" in table
     assert res.heldout is not None and {"keep", "reason", "verify_p"} <= set(res.heldout.columns)

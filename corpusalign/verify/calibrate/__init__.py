@@ -63,7 +63,7 @@ module              holds
 ``metrics``         ``CalibrationResult``, ``apply_gates``, the held-out ``evaluate``,
                     ``doubtful_references``
 ``unlabelled``      the unlabelled mode (Gaussian mixture on the margin)
-``output``          ``write_pipeline``, ``write_gates_json``, ``summary_table``
+``output``          ``write_pipeline``, ``write_gates_json``, ``summary_table``, ``cell_rows``
 ==================  ===========================================================================
 
 Modules import one way, in the order ``data``, ``scoring``, ``rules`` < ``design`` < ``thresholds``
@@ -88,7 +88,7 @@ from __future__ import annotations
 from corpusalign.verify.calibrate.data import concept_pairs, sample_files
 from corpusalign.verify.calibrate.fit import MIN_PAIRS
 from corpusalign.verify.calibrate.metrics import DOUBT_P, CalibrationResult, apply_gates, doubtful_references, evaluate
-from corpusalign.verify.calibrate.output import summary_table, write_gates_json, write_pipeline
+from corpusalign.verify.calibrate.output import cell_rows, summary_table, write_gates_json, write_pipeline
 from corpusalign.verify.calibrate.rules import MIN_CELL_GOOD, RULE_CANDIDATES, RULE_MAX_GOOD_DROP, hard_rules
 from corpusalign.verify.calibrate.run import calibrate
 from corpusalign.verify.calibrate.scoring import LidSpec, score_pairs
@@ -118,6 +118,7 @@ __all__ = [
     "LidSpec",
     "apply_gates",
     "calibrate",
+    "cell_rows",
     "concept_pairs",
     "doubtful_references",
     "evaluate",

@@ -31,6 +31,18 @@ def _comment_lines(result: CalibrationResult) -> list[str]:
     return lines
 
 
+def cell_rows(metrics: dict[str, Any]) -> list[tuple[str, int, float | None, int, float | None]]:
+    """Per domain of each language on the held-out concepts (``metrics["per_cell"]``): ``(cell, good pairs,
+    share of them kept, faulty pairs, share of them kept)``; a share is ``None`` where there are no pairs."""
+    rows = []
+    for name, m in (metrics.get("per_cell") or {}).items():
+        faults = [v for k, v in (m.get("kinds") or {}).items() if k != "good"]
+        n_bad = sum(v["n"] for v in faults)
+        kept_bad = sum(v["n"] * v["kept"] for v in faults)
+        rows.append((name, m["n_good"], m["recall"] if m["n_good"] else None, n_bad, kept_bad / n_bad if n_bad else None))
+    return rows
+
+
 def summary_table(metrics: dict[str, Any]) -> str:
     """The held-out metrics as a plain-text table: one line per language, per length domain, per domain of
     each language (R: the share of its good pairs kept) and the pooled gate."""
