@@ -167,6 +167,7 @@ def good_pairs(concepts: pl.DataFrame) -> pl.DataFrame:
                 pl.lit(lang).alias("lang"),
                 pl.col(SRC).alias("src_text"),
                 pl.col(lang).alias("tgt_text"),
+                "dataset",
                 *EXTRA_LANGS,
             )
         )

@@ -294,7 +294,7 @@ def _donor_languages(option: str | None, paths: list[Path], src: str, tgt: list[
 
 def _read_dev_pairs(paths: list[Path], src: str, tgt: list[str]):
     """Dev pairs from parallel records ({concept_id, en, de, ...}) or labelled pairs
-    ({concept_id, lang, src_text, tgt_text, label[, kind]})."""
+    ({concept_id, lang, src_text, tgt_text, label[, kind]}), each with the name of its file (``dataset``)."""
     import polars as pl
 
     from corpusalign.read.formats import read_all
@@ -305,8 +305,10 @@ def _read_dev_pairs(paths: list[Path], src: str, tgt: list[str]):
         rec = item.record
         if rec is None:
             continue
+        dataset = Path(item.source_file).name
         if {"lang", "src_text", "tgt_text"} <= rec.keys():
-            rows.append({k: rec.get(k) for k in ("concept_id", "lang", "src_text", "tgt_text", "label", "kind")})
+            keys = ("concept_id", "lang", "src_text", "tgt_text", "label", "kind")
+            rows.append({**{k: rec.get(k) for k in keys}, "dataset": dataset})
             continue
         source = rec.get(src)
         if not isinstance(source, str) or not source.strip():
@@ -315,10 +317,9 @@ def _read_dev_pairs(paths: list[Path], src: str, tgt: list[str]):
             target = rec.get(lang)
             if isinstance(target, str) and target.strip():
                 cid = str(rec.get("concept_id", f"{item.source_file}:{item.line}"))
-                rows.append(
-                    {"concept_id": cid, "lang": lang, "src_text": source, "tgt_text": target, "label": None, "kind": None}
-                )
-    pairs = pl.DataFrame(rows, schema=PAIR_SCHEMA)
+                row = {"concept_id": cid, "lang": lang, "src_text": source, "tgt_text": target, "label": None, "kind": None}
+                rows.append({**row, "dataset": dataset})
+    pairs = pl.DataFrame(rows, schema={**PAIR_SCHEMA, "dataset": pl.String})
     if pairs["label"].null_count() == pairs.height:
         pairs = pairs.drop("label", "kind")
     return pairs

@@ -526,3 +526,37 @@ def test_calibrate_lists_a_planted_faulty_reference(pairs: pl.DataFrame) -> None
     assert hit.height == 1, res.doubtful
     assert hit["reason"][0] == "number_mismatch" and hit["hard_rule"][0]
     assert hit["tgt_text"][0] == "Zimmer 47 ist links, neben Zimmer 9."
+
+
+def test_synthetic_mode_also_corrupts_each_data_set_within_itself(pairs: pl.DataFrame) -> None:
+    """With a ``dataset`` column (the dev file of each pair), every round is made once over the whole dev
+    set and once within each data set: a misaligned target of a data set's own pool is a text of that data set."""
+    from corpusalign.verify.calibrate.data import _datasets
+
+    ids = pairs["concept_id"].unique(maintain_order=True).to_list()
+    first = set(ids[: len(ids) // 2])
+    two = pairs.with_columns(
+        pl.when(pl.col("concept_id").is_in(list(first))).then(pl.lit("a.jsonl")).otherwise(pl.lit("b.jsonl")).alias("dataset")
+    )
+    assert [name for name, _ in _datasets(two)] == ["a.jsonl", "b.jsonl"]
+    assert _datasets(pairs) == [] and _datasets(two.with_columns(pl.lit("x").alias("dataset"))) == []
+
+    one = calibrate(pairs, NgramHashEmbedder(), "en", seed=0, rounds=2)
+    both = calibrate(two, NgramHashEmbedder(), "en", seed=0, rounds=2)
+    assert both.metrics["n_pairs"] == 2 * one.metrics["n_pairs"]  # each round again, split by data set
+    held = both.heldout
+    assert held is not None
+    pools = set(held["_round"].unique().to_list())
+    assert {"0", "1", "a.jsonl.0", "a.jsonl.1", "b.jsonl.0", "b.jsonl.1"} >= pools and "b.jsonl.0" in pools
+    texts = {name: set(two.filter(pl.col("dataset") == name)["tgt_text"].to_list()) for name in ("a.jsonl", "b.jsonl")}
+    shifted = held.filter((pl.col("kind") == "misaligned") & pl.col("_round").str.starts_with("b.jsonl"))
+    assert shifted.height and all(t in texts["b.jsonl"] for t in shifted["tgt_text"].to_list())
+
+
+def test_calibrate_command_names_each_dev_file_as_its_data_set(tmp_path: Path, tatoeba_rows: list[dict[str, Any]]) -> None:
+    from corpusalign.cli import _read_dev_pairs
+
+    for name, rows in (("a.jsonl", tatoeba_rows[:3]), ("b.jsonl", tatoeba_rows[3:5])):
+        (tmp_path / name).write_text("".join(json.dumps({k: r.get(k) for k in ("concept_id", "en", "de")}) + "\n" for r in rows))
+    got = _read_dev_pairs([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], "en", ["de"])
+    assert got["dataset"].to_list() == ["a.jsonl"] * 3 + ["b.jsonl"] * 2

@@ -55,6 +55,15 @@ def _to_concepts(pairs: pl.DataFrame, src: str) -> pl.DataFrame:
     return srcs.join(wide, on="concept_id", how="left", maintain_order="left")
 
 
+def _datasets(pairs: pl.DataFrame) -> list[tuple[str, list[str]]]:
+    """``(data set, its concept ids)`` in first-seen order by the ``dataset`` column (a concept counts in
+    the first data set it appears in); empty without that column or with fewer than two data sets."""
+    if "dataset" not in pairs.columns or pairs["dataset"].n_unique() < 2:
+        return []
+    first = pairs.select("concept_id", pl.col("dataset").fill_null("")).unique("concept_id", keep="first", maintain_order=True)
+    return [(str(name), part["concept_id"].to_list()) for (name,), part in first.group_by("dataset", maintain_order=True)]
+
+
 def _split(concepts: Sequence[str], share: float, seed: int) -> set[str]:
     uniq = sorted(set(concepts))
     rng = np.random.default_rng(seed + 7919)

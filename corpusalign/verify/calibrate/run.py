@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from corpusalign.embed.base import Embedder
-from corpusalign.verify.calibrate.data import _split, _to_concepts
+from corpusalign.verify.calibrate.data import _datasets, _split, _to_concepts
 from corpusalign.verify.calibrate.fit import MIN_PAIRS, _fit_gates, _refit
 from corpusalign.verify.calibrate.metrics import DOUBT_P, CalibrationResult, apply_gates, doubtful_references, evaluate
 from corpusalign.verify.calibrate.scoring import LidSpec, score_pairs
@@ -26,6 +26,10 @@ TARGET_PAIRS = 600
 MAX_ROUNDS = 8
 #: Synthetic mode: share of truncations that keep their final punctuation (harder than a plain cut-off).
 KEEP_PUNCT_SHARE = 1 / 3
+
+
+#: Synthetic mode: seeds of the corruptions within the k-th data set are offset by ``k + 1`` times this.
+DATASET_SEED_STEP = 1_000_003
 
 
 def calibrate(
@@ -52,7 +56,11 @@ def calibrate(
     ``pairs``: ``concept_id, lang, src_text, tgt_text`` and optionally ``label`` (bool, ``True`` =
     faithful), ``kind`` (fault kind, for the metrics), ``lid_expected``, ``lid_lang`` and ``lid_score``; in the
     synthetic mode, extra columns named by a language code (``fr``) give the concept's text in
-    languages that are not calibrated but may fill ``wrong_language`` faults. ``embedder``:
+    languages that are not calibrated but may fill ``wrong_language`` faults, and a ``dataset`` column
+    (the dev file of each pair) corrupts each data set once more within itself when there are two or
+    more: the faults then come both from the whole dev set (a name followed by a sentence of another
+    corpus) and from its own data set (a name followed by another name, in a pool as dense as that
+    data set), as a build meets them. ``embedder``:
     the embedder the gates are for. ``src``: the source language. ``lid``: how to get
     ``lid_expected`` (and ``lid_lang`` and ``lid_score``, the top guess and its probability, which the
     hard ``wrong_language`` rule needs) when
@@ -104,7 +112,21 @@ def calibrate(
                 part = make_noisy_set(
                     concepts, src, [lang], seed=seed * 1000 + r * 17 + tgts.index(lang), keep_punct_share=KEEP_PUNCT_SHARE
                 )
-                noisy.append(part.with_columns(pl.lit(r, dtype=pl.Int32).alias("_round")))
+                noisy.append(part.with_columns(pl.lit(str(r)).alias("_round")))
+                # and again within each data set: a UI label followed by another label of its catalog,
+                # a name replaced by another name, in a pool as dense as that data set alone
+                for k, (dataset, ids) in enumerate(_datasets(pairs)):
+                    own = concepts.filter(pl.col("concept_id").is_in(ids))
+                    if own.height < 2 or own[lang].null_count() == own.height:
+                        continue
+                    part = make_noisy_set(
+                        own,
+                        src,
+                        [lang],
+                        seed=seed * 1000 + r * 17 + tgts.index(lang) + DATASET_SEED_STEP * (k + 1),
+                        keep_punct_share=KEEP_PUNCT_SHARE,
+                    )
+                    noisy.append(part.with_columns(pl.lit(f"{dataset}.{r}").alias("_round")))
         data = pl.concat(noisy)
         pool = "_round"
     log.info("calibrate (%s): %d pairs, languages %s", mode, data.height, sorted(data["lang"].unique().to_list()))
