@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench_quality import EXTRA_LANGS, SRC, TGTS, load_concepts, split_concepts  # noqa: E402
-from probe_gate_capacity import decide, fold_probabilities, held_out_setup, inputs, scores  # noqa: E402
+from probe_gate_capacity import decide, fold_probabilities, held_out_setup, inputs, means_table, scores  # noqa: E402
 
 from corpusalign.verify.corrupt import CORRUPTIONS  # noqa: E402
 from corpusalign.verify.gate import LanguageGate  # noqa: E402
@@ -109,15 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     print("AUC of char_lid, faults the gate keeps vs good pairs it keeps, short strings (mean over seeds; n pooled):")
     with pl.Config(tbl_rows=-1):
         print(a.group_by("lang", "kind").agg(pl.col("auc").mean().round(3), pl.col("n").sum()).sort("lang", "kind"))
-    cols = [*CORRUPTIONS[:-1], "f1", "f1_sw"]
-    print("| model | " + " | ".join(cols) + " |")
-    print("|---|" + "---:|" * len(cols))
-    for label in per_seed[0]:
-        cells = []
-        for c in cols:
-            v = float(np.mean([r[label][c] for r in per_seed]))
-            cells.append(f"{v:.3f}" if c.startswith("f1") else f"{100 * v:.1f}%")
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    print(means_table(per_seed))
     return 0
 
 

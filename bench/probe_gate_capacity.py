@@ -141,17 +141,22 @@ def main(argv: list[str] | None = None) -> int:
         gates = json.loads((args.work / f"quality-seed{seed}.json").read_text())["gates"]
         per_seed.append(run(pairs, {k: LanguageGate.from_dict(v) for k, v in gates.items()}, word_prefix_gain(pairs, embedder)))
     embedder.save(args.prefix_cache)
-    cols = [*CORRUPTIONS[:-1], "f1", "f1_sw"]
     print(f"seeds {args.seeds}, means; fault kinds: share kept")
-    print("| model | " + " | ".join(cols) + " |")
-    print("|---|" + "---:|" * len(cols))
+    print(means_table(per_seed))
+    return 0
+
+
+def means_table(per_seed: list[dict[str, dict[str, float]]]) -> str:
+    """A Markdown table of each model's :func:`scores`, averaged over the seeds."""
+    cols = [*CORRUPTIONS[:-1], "f1", "f1_sw"]
+    lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for label in per_seed[0]:
         cells = []
         for c in cols:
             v = float(np.mean([r[label][c] for r in per_seed]))
             cells.append(f"{v:.3f}" if c.startswith("f1") else f"{100 * v:.1f}%")
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    return 0
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

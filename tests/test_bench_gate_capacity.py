@@ -42,3 +42,14 @@ def test_scores_are_shares_kept_per_kind_and_f1(probe) -> None:
     assert s["truncated"] == 0.5 and "misaligned" not in s
     assert s["f1"] == pytest.approx(2 * 2 / (3 + 3))
     assert s["f1_sw"] == pytest.approx(2 * 1 / (2 + 1))
+
+
+def test_means_table_averages_each_model_over_the_seeds(probe) -> None:
+    row = {k: 0.0 for k in ("misaligned", "untranslated", "wrong_language", "truncated", "number_changed", "extra_content")}
+    seeds = [
+        {"trees": {**row, "extra_content": 0.1, "f1": 0.95, "f1_sw": 0.8}},
+        {"trees": {**row, "extra_content": 0.2, "f1": 0.97, "f1_sw": 0.9}},
+    ]
+    table = probe.means_table(seeds).splitlines()
+    assert table[0].startswith("| model | misaligned |") and table[0].endswith("| f1 | f1_sw |")
+    assert table[2] == "| trees | 0.0% | 0.0% | 0.0% | 0.0% | 0.0% | 15.0% | 0.960 | 0.850 |"
