@@ -527,13 +527,17 @@ def _print_doubtful(doubtful: pl.DataFrame | None, path: Path | None, show: int 
         path.parent.mkdir(parents=True, exist_ok=True)
         doubtful.write_ndjson(path)
     if doubtful.height == 0:
-        console.print(f"no dev pair labelled good is dropped by a hard rule or with p < {DOUBT_P} by the calibrated gates")
+        console.print(
+            f"no dev pair labelled good is dropped by a hard rule or with p < {DOUBT_P} by the calibrated gates", soft_wrap=True
+        )
         return
     where = f" (all in {path})" if path is not None else " (--doubtful-out FILE lists them all)"
     console.print(
         f"{doubtful.height} dev pairs labelled good are dropped by a hard rule or with p < {DOUBT_P} by the calibrated "
         f"gates, even after learning from them: check these references{where}",
         highlight=False,
+        markup=False,
+        soft_wrap=True,
     )
     cut = lambda text: text if len(text) <= 60 else text[:59] + "…"  # noqa: E731
     for row in doubtful.head(show).iter_rows(named=True):
