@@ -560,3 +560,48 @@ def test_calibrate_command_names_each_dev_file_as_its_data_set(tmp_path: Path, t
         (tmp_path / name).write_text("".join(json.dumps({k: r.get(k) for k in ("concept_id", "en", "de")}) + "\n" for r in rows))
     got = _read_dev_pairs([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], "en", ["de"])
     assert got["dataset"].to_list() == ["a.jsonl"] * 3 + ["b.jsonl"] * 2
+
+
+def test_a_domain_too_thin_for_its_own_threshold_keeps_its_data() -> None:
+    """Recall first: a domain with too few good pairs for a threshold of its own (fewer than
+    MIN_THRESHOLD_GOOD, in the language and over all languages) gets one that keeps THIN_DOMAIN_KEEP of
+    the language's good pairs, never above the language's own threshold."""
+    from corpusalign.verify.calibrate.design import _Design
+    from corpusalign.verify.calibrate.thresholds import (
+        MIN_THRESHOLD_GOOD,
+        RECALL_TARGET,
+        THIN_DOMAIN_KEEP,
+        _choose_thresholds,
+        _pooled_domain_thresholds,
+    )
+
+    rng = np.random.default_rng(0)
+    n_short, n_par = 400, 30  # short strings: enough good pairs; paragraphs: too few, even pooled
+    dom = np.array([0] * n_short + [2] * n_par)
+    y = np.ones(len(dom), dtype=bool)
+    y[::2] = False  # half faults
+    p = np.where(y, rng.uniform(0.2, 1.0, len(dom)), rng.uniform(0.0, 0.5, len(dom)))
+    p[n_short:][y[n_short:]] = np.linspace(0.05, 0.9, int(y[n_short:].sum()))  # good paragraphs score low
+    d = _Design(
+        x=np.zeros((len(dom), 1)),
+        y=y,
+        hard=np.zeros(len(dom), dtype=bool),
+        lang=np.array(["de"] * len(dom)),
+        dom=dom,
+        concept=np.arange(len(dom)),
+        bases={},
+        kind=np.where(y, "good", "truncated"),
+    )
+    assert int(y[dom == 2].sum()) < MIN_THRESHOLD_GOOD <= int(y[dom == 0].sum())
+    pooled = _pooled_domain_thresholds(p, d, RECALL_TARGET)
+    assert "paragraph" not in pooled and "short" in pooled
+    rows = np.ones(len(dom), dtype=bool)
+    t, per_domain, how = _choose_thresholds(p, d, rows, RECALL_TARGET, pooled, {})
+    assert per_domain["paragraph"] <= t and how["domains"]["paragraph"]["language"]
+    kept = (p >= per_domain["paragraph"]) & y
+    assert kept.sum() >= np.ceil(THIN_DOMAIN_KEEP * y.sum()) - 1  # 99% of the language's good pairs
+    # the short strings keep their own recall-first threshold
+    short_good = y & (dom == 0)
+    assert ((p >= per_domain["short"]) & short_good).sum() >= np.ceil(RECALL_TARGET * short_good.sum())
+    # a domain pooled over languages keeps THIN_DOMAIN_KEEP of the pooled domain's good pairs
+    assert ((p >= pooled["short"]) & short_good).sum() >= np.ceil(THIN_DOMAIN_KEEP * short_good.sum())

@@ -34,7 +34,9 @@ training part, per language:
    (language, domain) with ``MIN_THRESHOLD_GOOD`` good pairs gets the highest threshold that keeps
    ``recall_target`` (:data:`RECALL_TARGET`, 97%) of its good pairs: every domain and language keeps
    its data first, and the faults are then as few as that threshold allows. A thinner domain takes
-   the lower of the domain's threshold over all languages and the language's own.
+   the lower of the language's own threshold and one that keeps :data:`THIN_DOMAIN_KEEP` (99%) of
+   the domain's good pairs over all languages, or, where even those are too few, of all the
+   language's good pairs: a cell that cannot show what its threshold costs keeps its data.
    ``recall_target=None`` chooses one threshold per language by the fault-bound rule instead
    (:func:`.thresholds._pick_threshold`: F1-optimal, then raised until the 95% Wilson upper bound
    of each fault kind's kept rate is at most ``max_kept``, for at most ``max_recall_loss`` of recall).
@@ -99,6 +101,7 @@ from corpusalign.verify.calibrate.thresholds import (
     MIN_KIND_PAIRS,
     MIN_THRESHOLD_GOOD,
     RECALL_TARGET,
+    THIN_DOMAIN_KEEP,
     wilson_upper,
 )
 
@@ -114,6 +117,7 @@ __all__ = [
     "RECALL_TARGET",
     "RULE_CANDIDATES",
     "RULE_MAX_GOOD_DROP",
+    "THIN_DOMAIN_KEEP",
     "CalibrationResult",
     "LidSpec",
     "apply_gates",

@@ -46,6 +46,11 @@ MIN_KIND_PAIRS_BOUND = 5
 RECALL_TARGET = 0.97
 #: Where hard rules alone miss the recall target, the share of the remaining good pairs the threshold keeps.
 UNREACHABLE_KEEP = 0.99
+#: A domain with too few good pairs for a threshold of its own (``MIN_THRESHOLD_GOOD``) gets one that keeps
+#: this share of the good pairs it is set on: over all languages' pairs of that domain when they are
+#: enough, else over all the language's pairs. Recall first: where a cell cannot show what its 97%
+#: costs, it keeps the data (UDHR-sized paragraph and Swahili sentence cells).
+THIN_DOMAIN_KEEP = 0.99
 #: The lowest threshold the recall-first rule may choose.
 THRESHOLD_FLOOR = 0.01
 #: Good pairs a (language, domain) needs for a threshold of its own: at a 97% recall target, 100
@@ -202,9 +207,11 @@ def _choose_thresholds(
     """A language's threshold (all its pairs) and its per-domain thresholds, from out-of-fold ``p``.
 
     Recall first (``recall_target``): each domain with ``MIN_THRESHOLD_GOOD`` good pairs gets the highest
-    threshold that keeps ``recall_target`` of them; a thinner domain takes the lower of
-    ``pooled[domain]`` (the same rule over all languages) and the language's own threshold, so that a
-    small language is not held to a threshold set on other languages' probabilities alone.
+    threshold that keeps ``recall_target`` of them; a thinner domain takes the lower of the language's
+    own threshold and ``pooled[domain]`` (the threshold that keeps ``THIN_DOMAIN_KEEP`` of that domain's
+    good pairs over all languages), so that a small language is not held to a threshold set on other
+    languages' probabilities alone; a domain too thin even over all languages takes the lower of the
+    language's threshold and the one that keeps ``THIN_DOMAIN_KEEP`` of all the language's good pairs.
     ``recall_target=None``: the fault-bound rule of :func:`_pick_threshold` for the language, no
     domain thresholds.
     """
@@ -221,6 +228,10 @@ def _choose_thresholds(
         elif name in pooled and cell.any():
             per_domain[name] = min(pooled[name], t)
             how["domains"][name] = {"threshold": round(per_domain[name], 4), "pooled": True, "good": int(d.y[cell].sum())}
+        elif cell.any():
+            careful = _recall_threshold(p[rows], d.y[rows], d.hard[rows], max(recall_target, THIN_DOMAIN_KEEP))[0]
+            per_domain[name] = min(careful, t)
+            how["domains"][name] = {"threshold": round(per_domain[name], 4), "language": True, "good": int(d.y[cell].sum())}
     return t, per_domain, how
 
 
@@ -231,5 +242,5 @@ def _pooled_domain_thresholds(oof: np.ndarray, d: _Design, recall_target: float 
     for code, name in enumerate(DOMAINS):
         cell = d.dom == code
         if int(d.y[cell].sum()) >= MIN_THRESHOLD_GOOD:
-            out[name] = _recall_threshold(oof[cell], d.y[cell], d.hard[cell], recall_target)[0]
+            out[name] = _recall_threshold(oof[cell], d.y[cell], d.hard[cell], max(recall_target, THIN_DOMAIN_KEEP))[0]
     return out
