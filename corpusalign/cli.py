@@ -517,8 +517,8 @@ def calibrate(
 
 
 def _print_doubtful(doubtful: pl.DataFrame | None, path: Path | None, show: int = 10) -> None:
-    """The dev pairs labelled good that the calibrated gates drop with the lowest probability, the first
-    ``show`` printed and all of them written to ``path`` (JSONL) when given."""
+    """The dev pairs labelled good that the calibrated gates drop by a hard rule or with p < ``DOUBT_P``
+    (surest first): the first ``show`` printed, all of them written to ``path`` (JSONL) when given."""
     from corpusalign.verify.calibrate import DOUBT_P
 
     if doubtful is None:

@@ -12,8 +12,8 @@ from corpusalign.verify.calibrate.rules import _lid_guesses, _lid_scores, hard_r
 from corpusalign.verify.gate import LanguageGate, decide, domain_index, predict_proba
 from corpusalign.verify.scores import DOMAINS
 
-#: A dev pair labelled good that the finished gates drop, in every copy, below this probability is
-#: listed by :func:`doubtful_references`: its reference is more likely faulty than the gate wrong.
+#: A dev pair labelled good that the finished gates drop in every copy, by a hard rule or below this
+#: probability, is listed by :func:`doubtful_references`: a reference to check before trusting the labels.
 DOUBT_P = 0.01
 
 
