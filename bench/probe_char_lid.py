@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--work", type=Path, default=HERE / "_work" / "cap3")
+    ap.add_argument(
+        "--test-share", type=float, default=0.5, help="the --test-share of the bench_quality run that wrote the dumps (0.5)"
+    )
     args = ap.parse_args(argv)
     concepts = load_concepts(None)
     per_seed, aucs = [], []
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             k: LanguageGate.from_dict(v)
             for k, v in json.loads((args.work / f"quality-seed{seed}.json").read_text())["gates"].items()
         }
-        calib, _ = split_concepts(concepts, 0.5, seed)
+        calib, _ = split_concepts(concepts, args.test_share, seed)  # the calibration concepts of that run only
         vec, model = train_char_lid(calib)
         f = char_lid(pairs, vec, model)
         kept = pairs["keep"].to_numpy()

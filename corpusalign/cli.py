@@ -341,8 +341,8 @@ def calibrate(
         str,
         typer.Option(
             metavar="<float|none>",
-            help="Share of good pairs each language and length domain keeps out of fold; 'none': the fault-bound rule "
-            "of --max-kept instead.",
+            help="Share of good pairs each language and length domain keeps out of fold (a domain with too few dev "
+            "pairs for a threshold of its own keeps 99%); 'none': the fault-bound rule of --max-kept instead.",
         ),
     ] = "0.97",
     target_precision: Annotated[
@@ -447,6 +447,9 @@ def calibrate(
         except ConfigError as exc:
             err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
             raise typer.Exit(2) from None
+    if doubtful_out is not None and doubtful_out.is_dir():  # found before the calibration, not after it
+        err.print(f"[red]--doubtful-out is a directory: {doubtful_out} (give a file path)[/red]", highlight=False)
+        raise typer.Exit(2)
     pairs = _read_dev_pairs(paths, src, langs)
     if pairs.height == 0:
         err.print("[red]the dev set holds no usable pairs[/red]")

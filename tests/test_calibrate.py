@@ -605,3 +605,18 @@ def test_a_domain_too_thin_for_its_own_threshold_keeps_its_data() -> None:
     assert ((p >= per_domain["short"]) & short_good).sum() >= np.ceil(RECALL_TARGET * short_good.sum())
     # a domain pooled over languages keeps THIN_DOMAIN_KEEP of the pooled domain's good pairs
     assert ((p >= pooled["short"]) & short_good).sum() >= np.ceil(THIN_DOMAIN_KEEP * short_good.sum())
+
+
+def test_doubtful_out_that_is_a_directory_is_a_clear_error_before_calibrating(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from corpusalign.cli import app
+
+    dev = tmp_path / "dev.jsonl"
+    rows = [{"concept_id": str(i), "en": f"Hello {i}", "de": f"Hallo {i}"} for i in range(5)]
+    dev.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    args = ["calibrate", "--dev", str(dev), "--src", "en", "--tgt", "de", "-o", str(tmp_path / "p.yaml")]
+    result = CliRunner().invoke(app, [*args, "--doubtful-out", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "--doubtful-out is a directory" in result.output
+    assert not (tmp_path / "p.yaml").exists()  # stopped before anything was fitted or written

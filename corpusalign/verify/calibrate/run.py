@@ -104,6 +104,7 @@ def calibrate(
         concepts = _to_concepts(pairs, src)
         tgts = sorted(pairs["lang"].unique().to_list())
         counts = dict(pairs.group_by("lang").len().iter_rows())
+        own_sets = [(name, concepts.filter(pl.col("concept_id").is_in(ids))) for name, ids in _datasets(pairs)]
         noisy = []
         for lang in tgts:
             n_rounds = rounds or max(1, min(MAX_ROUNDS, math.ceil(TARGET_PAIRS / max(counts[lang], 1))))
@@ -115,8 +116,7 @@ def calibrate(
                 noisy.append(part.with_columns(pl.lit(str(r)).alias("_round")))
                 # and again within each data set: a UI label followed by another label of its catalog,
                 # a name replaced by another name, in a pool as dense as that data set alone
-                for k, (dataset, ids) in enumerate(_datasets(pairs)):
-                    own = concepts.filter(pl.col("concept_id").is_in(ids))
+                for k, (dataset, own) in enumerate(own_sets):
                     if own.height < 2 or own[lang].null_count() == own.height:
                         continue
                     part = make_noisy_set(

@@ -221,6 +221,7 @@ def _choose_thresholds(
     t, how = _recall_threshold(p[rows], d.y[rows], d.hard[rows], recall_target)
     per_domain: dict[str, float] = {}
     how["domains"] = {}
+    careful: float | None = None  # keeps THIN_DOMAIN_KEEP of all the language's good pairs; made when needed
     for code, name in enumerate(DOMAINS):
         cell = rows & (d.dom == code)
         if int(d.y[cell].sum()) >= MIN_THRESHOLD_GOOD:
@@ -229,7 +230,8 @@ def _choose_thresholds(
             per_domain[name] = min(pooled[name], t)
             how["domains"][name] = {"threshold": round(per_domain[name], 4), "pooled": True, "good": int(d.y[cell].sum())}
         elif cell.any():
-            careful = _recall_threshold(p[rows], d.y[rows], d.hard[rows], max(recall_target, THIN_DOMAIN_KEEP))[0]
+            if careful is None:
+                careful = _recall_threshold(p[rows], d.y[rows], d.hard[rows], max(recall_target, THIN_DOMAIN_KEEP))[0]
             per_domain[name] = min(careful, t)
             how["domains"][name] = {"threshold": round(per_domain[name], 4), "language": True, "good": int(d.y[cell].sum())}
     return t, per_domain, how
